@@ -1,0 +1,434 @@
+"""Compiled MLP kernels: activations, losses, forward and backward passes,
+optimizer updates, the multi-step training loop, full-batch loss/gradient
+(for L-BFGS) and chunked prediction.
+
+Everything lives in this one file on purpose: Numba's on-disk cache keys a
+function on its own source file only, so a kernel that inlines a helper from
+another file could keep stale machine code after that helper changed.
+
+Parameter layout
+----------------
+All weights of a network live in one flat, C-contiguous vector ``params``
+(float32 or float64): first every layer's coefficient matrix (row-major,
+``(fan_in, fan_out)``), then every layer's intercept vector -- the same
+order as scikit-learn's ``_pack``. ``units`` holds the layer widths
+``[n_features, h1, ..., n_outputs]``; ``coef_off[l]`` / ``icpt_off[l]`` are
+the offsets of layer ``l``'s coefficients and intercepts. Gradients use the
+same layout. Activations and deltas of layers ``1..L`` share one flat buffer
+each with offsets ``act_off`` (sized for the largest batch).
+
+Codes
+-----
+Hidden activations and output (activation, loss) pairs are chosen by small
+integers so one compiled specialisation per dtype serves every model.
+"""
+
+import math
+
+import numpy as np
+
+from ._config import kernel
+
+# hidden activation codes
+IDENTITY, LOGISTIC, TANH, RELU = 0, 1, 2, 3
+HIDDEN_CODES = {"identity": IDENTITY, "logistic": LOGISTIC, "tanh": TANH, "relu": RELU}
+
+# output (activation + loss) codes
+OUT_SQUARED, OUT_POISSON, OUT_BINARY_LOG, OUT_SOFTMAX_LOG = 0, 1, 2, 3
+
+# solver codes
+SGD, ADAM = 0, 1
+
+
+# ---------------------------------------------------------------------------
+# elementwise functions
+# ---------------------------------------------------------------------------
+@kernel
+def _tanh(x):
+    # exp-based: Numba's math.tanh/np.tanh call libm's tanh, measured ~10x
+    # slower than NumPy's here. expm1 keeps full relative precision near 0.
+    e = math.expm1(-2.0 * abs(x))
+    r = -e / (2.0 + e)
+    return r if x >= 0 else -r
+
+
+@kernel
+def _sigmoid(x):
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1.0 + e)
+
+
+@kernel
+def hidden_activation(code, Z):
+    """Apply the hidden activation ``code`` to the 2-D array ``Z`` in place."""
+    n, m = Z.shape
+    if code == LOGISTIC:
+        for i in range(n):
+            for j in range(m):
+                Z[i, j] = _sigmoid(Z[i, j])
+    elif code == TANH:
+        for i in range(n):
+            for j in range(m):
+                Z[i, j] = _tanh(Z[i, j])
+    elif code == RELU:
+        for i in range(n):
+            for j in range(m):
+                if Z[i, j] < 0:
+                    Z[i, j] = 0
+    # IDENTITY: nothing to do
+
+
+@kernel
+def hidden_derivative(code, A, D):
+    """Multiply delta ``D`` by the activation derivative, written in terms of
+    the activation's output ``A`` (as scikit-learn does)."""
+    n, m = A.shape
+    if code == LOGISTIC:
+        for i in range(n):
+            for j in range(m):
+                a = A[i, j]
+                D[i, j] *= a * (1 - a)
+    elif code == TANH:
+        for i in range(n):
+            for j in range(m):
+                a = A[i, j]
+                D[i, j] *= 1 - a * a
+    elif code == RELU:
+        for i in range(n):
+            for j in range(m):
+                if A[i, j] == 0:
+                    D[i, j] = 0
+
+
+@kernel
+def output_activation(code, Z):
+    """Output activation in place: identity, exp, logistic or softmax."""
+    n, m = Z.shape
+    if code == OUT_POISSON:
+        for i in range(n):
+            for j in range(m):
+                Z[i, j] = math.exp(Z[i, j])
+    elif code == OUT_BINARY_LOG:
+        for i in range(n):
+            for j in range(m):
+                Z[i, j] = _sigmoid(Z[i, j])
+    elif code == OUT_SOFTMAX_LOG:
+        for i in range(n):
+            mx = Z[i, 0]
+            for j in range(1, m):
+                if Z[i, j] > mx:
+                    mx = Z[i, j]
+            s = 0.0
+            for j in range(m):
+                e = math.exp(Z[i, j] - mx)
+                Z[i, j] = e
+                s += e
+            for j in range(m):
+                Z[i, j] /= s
+
+
+@kernel
+def output_loss_and_delta(code, P, Y, sw, D, eps):
+    """Per-batch data loss and output delta.
+
+    ``P`` holds the output activations (after :func:`output_activation`).
+    Returns ``sum_i sw[i] * loss_i`` (float64) with scikit-learn's per-sample
+    losses: half squared error averaged over outputs, Poisson half-deviance
+    summed over outputs, binary log-loss summed over outputs, categorical
+    log-loss; probabilities clipped to ``[eps, 1 - eps]`` for the log-losses.
+    Writes ``D = (P - Y) * sw`` (canonical link: the same formula for all
+    four). Accumulates in float64 whatever the dtype.
+    """
+    n, m = P.shape
+    total = 0.0
+    for i in range(n):
+        w = sw[i]
+        li = 0.0
+        for j in range(m):
+            p = P[i, j]
+            y = Y[i, j]
+            D[i, j] = (p - y) * w
+            if code == OUT_SQUARED:
+                r = float(y) - float(p)
+                li += 0.5 * r * r
+            elif code == OUT_POISSON:
+                if y > 0:
+                    li += y * math.log(float(y) / float(p)) - y + p
+                else:
+                    li += float(p)
+            elif code == OUT_BINARY_LOG:
+                q = min(max(float(p), eps), 1.0 - eps)
+                if y > 0:
+                    li -= y * math.log(q)
+                if y < 1:
+                    li -= (1.0 - y) * math.log(1.0 - q)
+            else:  # OUT_SOFTMAX_LOG
+                if y != 0:
+                    q = min(max(float(p), eps), 1.0 - eps)
+                    li -= y * math.log(q)
+        if code == OUT_SQUARED:
+            li /= m
+        total += w * li
+    return total
+
+
+# ---------------------------------------------------------------------------
+# views into the flat buffers
+# ---------------------------------------------------------------------------
+@kernel
+def layer_view(buf, off, n, m):
+    """``buf[off:off + n*m]`` as an ``(n, m)`` C-contiguous matrix."""
+    return buf[off:off + n * m].reshape((n, m))
+
+
+# ---------------------------------------------------------------------------
+# forward / backward on one batch
+# ---------------------------------------------------------------------------
+@kernel
+def forward(params, Xb, nb, units, coef_off, icpt_off, acts, act_off, hidden, out):
+    """Forward pass of ``nb`` rows of ``Xb``; fills every layer's activations
+    in ``acts`` (the output layer holds the output activation)."""
+    n_layers = units.shape[0] - 1
+    for l in range(n_layers):
+        fi = units[l]
+        fo = units[l + 1]
+        W = layer_view(params, coef_off[l], fi, fo)
+        A = layer_view(acts, act_off[l + 1], nb, fo)
+        if l == 0:
+            np.dot(Xb[:nb], W, A)
+        else:
+            np.dot(layer_view(acts, act_off[l], nb, fi), W, A)
+        b = params[icpt_off[l]:icpt_off[l] + fo]
+        for i in range(nb):
+            for j in range(fo):
+                A[i, j] += b[j]
+        if l < n_layers - 1:
+            hidden_activation(hidden, A)
+        else:
+            output_activation(out, A)
+
+
+@kernel
+def backward(params, grads, Xb, nb, units, coef_off, icpt_off, acts, deltas,
+             act_off, hidden):
+    """Backpropagate the output delta (already in ``deltas``); writes the
+    *unnormalised* gradient sums ``A^T delta`` and ``sum(delta)`` into
+    ``grads`` (no L2 term, not divided by the weight sum)."""
+    n_layers = units.shape[0] - 1
+    for l in range(n_layers - 1, -1, -1):
+        fi = units[l]
+        fo = units[l + 1]
+        D = layer_view(deltas, act_off[l + 1], nb, fo)
+        G = layer_view(grads, coef_off[l], fi, fo)
+        if l == 0:
+            np.dot(Xb[:nb].T, D, G)
+        else:
+            np.dot(layer_view(acts, act_off[l], nb, fi).T, D, G)
+        gb = grads[icpt_off[l]:icpt_off[l] + fo]
+        gb[:] = 0
+        for i in range(nb):
+            for j in range(fo):
+                gb[j] += D[i, j]
+        if l > 0:
+            W = layer_view(params, coef_off[l], fi, fo)
+            Dp = layer_view(deltas, act_off[l], nb, fi)
+            np.dot(D, W.T, Dp)
+            hidden_derivative(hidden, layer_view(acts, act_off[l], nb, fi), Dp)
+
+
+@kernel
+def l2_sum(params, n_coef):
+    """``sum(W**2)`` over every coefficient (not the intercepts), float64."""
+    s = 0.0
+    for k in range(n_coef):
+        v = float(params[k])
+        s += v * v
+    return s
+
+
+@kernel
+def finalize_grads(params, grads, n_coef, alpha, sw_sum):
+    """``grad = (sum + alpha * W) / sw_sum`` for coefficients,
+    ``sum / sw_sum`` for intercepts (scikit-learn's scaling)."""
+    inv = 1.0 / sw_sum
+    for k in range(n_coef):
+        grads[k] = (grads[k] + alpha * params[k]) * inv
+    for k in range(n_coef, params.shape[0]):
+        grads[k] = grads[k] * inv
+
+
+@kernel
+def batch_loss_grad(params, grads, Xb, Yb, swb, nb, units, coef_off, icpt_off,
+                    acts, deltas, act_off, hidden, out, alpha, eps):
+    """Loss (with L2 term) and normalised gradient of one gathered batch."""
+    forward(params, Xb, nb, units, coef_off, icpt_off, acts, act_off, hidden, out)
+    n_out = units[units.shape[0] - 1]
+    P = layer_view(acts, act_off[units.shape[0] - 1], nb, n_out)
+    D = layer_view(deltas, act_off[units.shape[0] - 1], nb, n_out)
+    data = output_loss_and_delta(out, P, Yb[:nb], swb[:nb], D, eps)
+    backward(params, grads, Xb, nb, units, coef_off, icpt_off, acts, deltas,
+             act_off, hidden)
+    sw_sum = 0.0
+    for i in range(nb):
+        sw_sum += swb[i]
+    n_coef = icpt_off[0]
+    finalize_grads(params, grads, n_coef, alpha, sw_sum)
+    return (data + 0.5 * alpha * l2_sum(params, n_coef)) / sw_sum
+
+
+# ---------------------------------------------------------------------------
+# optimizer updates
+# ---------------------------------------------------------------------------
+@kernel
+def sgd_update(params, grads, velocity, lr, momentum, nesterov):
+    """scikit-learn's SGD: ``v = mu v - lr g``; ``p += v`` or, Nesterov,
+    ``p += mu v - lr g``."""
+    n = params.shape[0]
+    if nesterov:
+        for k in range(n):
+            v = momentum * velocity[k] - lr * grads[k]
+            velocity[k] = v
+            params[k] += momentum * v - lr * grads[k]
+    else:
+        for k in range(n):
+            v = momentum * velocity[k] - lr * grads[k]
+            velocity[k] = v
+            params[k] += v
+
+
+@kernel
+def adam_update(params, grads, m1, m2, lr_t, beta_1, beta_2, epsilon):
+    """scikit-learn's Adam with the bias correction folded into ``lr_t``."""
+    n = params.shape[0]
+    c1 = 1 - beta_1
+    c2 = 1 - beta_2
+    for k in range(n):
+        g = grads[k]
+        a = beta_1 * m1[k] + c1 * g
+        b = beta_2 * m2[k] + c2 * (g * g)
+        m1[k] = a
+        m2[k] = b
+        params[k] -= lr_t * a / (np.sqrt(b) + epsilon)
+
+
+# ---------------------------------------------------------------------------
+# the training loop: many steps in one call
+# ---------------------------------------------------------------------------
+@kernel
+def gather_rows(X, Y, sw, order, start, stop, Xb, Yb, swb):
+    """Copy rows ``order[start:stop]`` of X, Y, sw into the batch buffers."""
+    nf = X.shape[1]
+    no = Y.shape[1]
+    for r in range(stop - start):
+        i = order[start + r]
+        for j in range(nf):
+            Xb[r, j] = X[i, j]
+        for j in range(no):
+            Yb[r, j] = Y[i, j]
+        swb[r] = sw[i]
+
+
+@kernel
+def train_steps(X, Y, sw, order, first_batch, n_steps, batch_size, params, grads,
+                state1, state2, hyper, units, coef_off, icpt_off, Xb, Yb, swb,
+                acts, deltas, act_off, hidden, out, solver, nesterov, adam_t):
+    """Run ``n_steps`` mini-batch steps of the current pass.
+
+    Batch ``k`` of the pass is ``order[k*batch_size:(k+1)*batch_size]`` (the
+    last one holds the remainder); this runs batches ``first_batch ..
+    first_batch + n_steps - 1``, which the caller keeps inside the pass.
+
+    ``hyper`` (params' dtype) = ``[lr, momentum, beta_1, beta_2, epsilon,
+    alpha, eps_clip, lr_init]``; for Adam, ``lr`` is unused and ``adam_t`` is
+    the number of Adam steps taken before this call.
+
+    Returns ``(sum of batch_loss * batch_len, samples seen)``.
+    """
+    n = order.shape[0]
+    lr = hyper[0]
+    momentum = hyper[1]
+    beta_1 = hyper[2]
+    beta_2 = hyper[3]
+    epsilon = hyper[4]
+    alpha = hyper[5]
+    eps_clip = float(hyper[6])
+    lr_init = float(hyper[7])
+    scratch = np.empty(1, params.dtype)
+    loss_acc = 0.0
+    seen = 0
+    for s in range(n_steps):
+        start = (first_batch + s) * batch_size
+        stop = min(start + batch_size, n)
+        nb = stop - start
+        gather_rows(X, Y, sw, order, start, stop, Xb, Yb, swb)
+        loss = batch_loss_grad(params, grads, Xb, Yb, swb, nb, units, coef_off,
+                               icpt_off, acts, deltas, act_off, hidden, out,
+                               alpha, eps_clip)
+        loss_acc += loss * nb
+        seen += nb
+        if solver == SGD:
+            sgd_update(params, grads, state1, lr, momentum, nesterov)
+        else:
+            t = adam_t + s + 1
+            # scikit-learn computes this rate in float64 and applies it in
+            # the weights' dtype; the scratch cell does that cast.
+            scratch[0] = (lr_init * math.sqrt(1.0 - float(beta_2) ** t)
+                          / (1.0 - float(beta_1) ** t))
+            adam_update(params, grads, state1, state2, scratch[0], beta_1,
+                        beta_2, epsilon)
+    return loss_acc, seen
+
+
+# ---------------------------------------------------------------------------
+# full batch (L-BFGS) and prediction, in row chunks
+# ---------------------------------------------------------------------------
+@kernel
+def full_loss_grad(X, Y, sw, params, grads, chunk_grads, units, coef_off,
+                   icpt_off, acts, deltas, act_off, hidden, out, alpha, eps, chunk):
+    """Loss (L2 included) and gradient over all rows of X, computed ``chunk``
+    rows at a time so memory stays bounded. Rows are used in place (X must be
+    C-contiguous); ``acts``/``deltas`` are sized for ``chunk`` rows."""
+    n = X.shape[0]
+    n_out = units[units.shape[0] - 1]
+    last = units.shape[0] - 1
+    grads[:] = 0
+    data = 0.0
+    sw_sum = 0.0
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        nb = stop - start
+        Xc = X[start:stop]
+        forward(params, Xc, nb, units, coef_off, icpt_off, acts, act_off, hidden, out)
+        P = layer_view(acts, act_off[last], nb, n_out)
+        D = layer_view(deltas, act_off[last], nb, n_out)
+        data += output_loss_and_delta(out, P, Y[start:stop], sw[start:stop], D, eps)
+        backward(params, chunk_grads, Xc, nb, units, coef_off, icpt_off, acts,
+                 deltas, act_off, hidden)
+        for k in range(grads.shape[0]):
+            grads[k] += chunk_grads[k]
+        for i in range(start, stop):
+            sw_sum += sw[i]
+    n_coef = icpt_off[0]
+    finalize_grads(params, grads, n_coef, alpha, sw_sum)
+    return (data + 0.5 * alpha * l2_sum(params, n_coef)) / sw_sum
+
+
+@kernel
+def predict_chunked(X, params, units, coef_off, icpt_off, acts, act_off, hidden,
+                    out, result, chunk):
+    """Output activations for every row of X into ``result``, ``chunk`` rows
+    at a time (``acts`` sized for ``chunk`` rows)."""
+    n = X.shape[0]
+    last = units.shape[0] - 1
+    n_out = units[last]
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        nb = stop - start
+        forward(params, X[start:stop], nb, units, coef_off, icpt_off, acts,
+                act_off, hidden, out)
+        P = layer_view(acts, act_off[last], nb, n_out)
+        for i in range(nb):
+            for j in range(n_out):
+                result[start + i, j] = P[i, j]

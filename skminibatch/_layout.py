@@ -1,0 +1,78 @@
+"""The flat parameter layout shared by the estimators and the kernels."""
+
+import numpy as np
+
+from ._kernels import _network as K
+
+
+class Layout:
+    """Offsets of every layer's weights in the flat parameter vector and of
+    every layer's activations in the flat activation buffer.
+
+    ``units = [n_features, *hidden_layer_sizes, n_outputs]``. Coefficients
+    come first, then intercepts (scikit-learn's packing order).
+    """
+
+    def __init__(self, units):
+        self.units = np.asarray(units, dtype=np.int64)
+        n_layers = len(units) - 1
+        coef_sizes = [units[i] * units[i + 1] for i in range(n_layers)]
+        self.coef_off = np.zeros(n_layers, dtype=np.int64)
+        self.coef_off[1:] = np.cumsum(coef_sizes)[:-1]
+        n_coef = int(sum(coef_sizes))
+        self.icpt_off = np.zeros(n_layers, dtype=np.int64)
+        self.icpt_off[0] = n_coef
+        self.icpt_off[1:] = n_coef + np.cumsum(units[1:-1])
+        self.n_coef = n_coef
+        self.n_params = n_coef + int(sum(units[1:]))
+        self.n_layers = n_layers
+
+    def coef_shapes(self):
+        u = self.units
+        return [(int(u[i]), int(u[i + 1])) for i in range(self.n_layers)]
+
+    def act_offsets(self, rows):
+        """Offsets into an activation buffer sized for ``rows`` rows; entry
+        ``l`` (``l >= 1``) is layer ``l``'s block."""
+        off = np.zeros(self.n_layers + 1, dtype=np.int64)
+        off[2:] = rows * np.cumsum(self.units[1:-1])
+        return off
+
+    def act_size(self, rows):
+        return int(rows * self.units[1:].sum())
+
+    def pack(self, coefs, intercepts, dtype):
+        """Copy ``coefs`` / ``intercepts`` lists into a new flat vector."""
+        flat = np.empty(self.n_params, dtype=dtype)
+        for l, (fi, fo) in enumerate(self.coef_shapes()):
+            flat[self.coef_off[l]:self.coef_off[l] + fi * fo] = np.asarray(
+                coefs[l]
+            ).reshape(-1)
+            flat[self.icpt_off[l]:self.icpt_off[l] + fo] = np.asarray(
+                intercepts[l]
+            ).reshape(-1)
+        return flat
+
+    def unpack(self, flat):
+        """New (owning, independent) arrays for ``coefs_`` and ``intercepts_``."""
+        coefs, intercepts = [], []
+        for l, (fi, fo) in enumerate(self.coef_shapes()):
+            c0, i0 = self.coef_off[l], self.icpt_off[l]
+            coefs.append(flat[c0:c0 + fi * fo].reshape(fi, fo).copy())
+            intercepts.append(flat[i0:i0 + fo].copy())
+        return coefs, intercepts
+
+
+def predict_rows(X, params, layout, hidden_code, out_code, max_buffer=1 << 21):
+    """Output activations for every row of C-contiguous ``X`` (compiled,
+    in chunks so the activation buffer stays below ``max_buffer`` values)."""
+    n = X.shape[0]
+    width = int(layout.units[1:].sum())
+    chunk = int(max(1, min(n, max(64, max_buffer // max(width, 1)))))
+    acts = np.empty(layout.act_size(chunk), dtype=params.dtype)
+    result = np.empty((n, int(layout.units[-1])), dtype=params.dtype)
+    if n:
+        K.predict_chunked(X, params, layout.units, layout.coef_off, layout.icpt_off,
+                          acts, layout.act_offsets(chunk), hidden_code, out_code,
+                          result, chunk)
+    return result

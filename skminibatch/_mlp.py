@@ -1,0 +1,814 @@
+"""The estimators: validation, orchestration and fitted attributes.
+
+The numerical work is in :mod:`skminibatch._kernels`; the epoch loop is in
+:mod:`skminibatch._training`; the batch stream in :mod:`skminibatch._batching`.
+"""
+
+from numbers import Integral, Real
+
+import numpy as np
+
+from . import _training
+from ._docs import fill
+from ._batching import resolve_batch_size, resolve_steps_per_epoch
+from ._kernels import _network as K
+from ._layout import Layout, predict_rows
+from ._sklearn_compat import (
+    BaseEstimator,
+    ClassifierMixin,
+    Interval,
+    LabelBinarizer,
+    Options,
+    RegressorMixin,
+    StrOptions,
+    _fit_context,
+    accuracy_score,
+    available_if,
+    check_array,
+    check_classification_targets,
+    check_is_fitted,
+    check_random_state,
+    column_or_1d,
+    r2_score,
+    train_test_split,
+    type_of_target,
+    unique_labels,
+    validate_data,
+)
+
+_STOCHASTIC = ("sgd", "adam")
+_OUT_CODES = {
+    "identity": K.OUT_SQUARED,
+    "exp": K.OUT_POISSON,
+    "logistic": K.OUT_BINARY_LOG,
+    "softmax": K.OUT_SOFTMAX_LOG,
+}
+
+
+def _hidden_sizes(hidden_layer_sizes):
+    """``hidden_layer_sizes`` as a list of ints >= 1, or a ValueError."""
+    sizes = hidden_layer_sizes
+    if isinstance(sizes, (Integral, np.integer)):
+        sizes = [sizes]
+    try:
+        sizes = list(sizes)
+    except TypeError:
+        raise ValueError(
+            f"hidden_layer_sizes must be an int or a sequence of ints, got "
+            f"{hidden_layer_sizes!r}."
+        ) from None
+    for s in sizes:
+        if (
+            isinstance(s, (bool, np.bool_))
+            or not isinstance(s, (Integral, np.integer))
+            or s <= 0
+        ):
+            raise ValueError(
+                f"hidden_layer_sizes must be > 0 integers, got {hidden_layer_sizes!r}."
+            )
+    return [int(s) for s in sizes]
+
+
+def _check_weights(sample_weight, n_samples, dtype):
+    """Validated sample weights (ones when None) in ``dtype``."""
+    if sample_weight is None:
+        return np.ones(n_samples, dtype=dtype)
+    if np.isscalar(sample_weight):
+        sw = np.full(n_samples, sample_weight, dtype=np.float64)
+    else:
+        sw = check_array(sample_weight, ensure_2d=False, dtype=np.float64,
+                         input_name="sample_weight")
+    if sw.ndim != 1 or sw.shape[0] != n_samples:
+        raise ValueError(
+            f"sample_weight.shape == {sw.shape}, expected ({n_samples},)!"
+        )
+    if not np.isfinite(sw).all():
+        raise ValueError("sample_weight contains NaN or infinity.")
+    if (sw < 0).any():
+        raise ValueError("Negative values in data passed to sample_weight.")
+    if not sw.sum() > 0:
+        raise ValueError("sample_weight must have a positive sum.")
+    return np.ascontiguousarray(sw, dtype=dtype)
+
+
+class _BaseMiniBatchMLP(BaseEstimator):
+    """Shared machinery of the classifier and regressor (not public)."""
+
+    _parameter_constraints: dict = {
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
+        "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "power_t": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "nesterovs_momentum": ["boolean"],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "beta_1": [Interval(Real, 0, 1, closed="left")],
+        "beta_2": [Interval(Real, 0, 1, closed="left")],
+        "epsilon": [Interval(Real, 0, None, closed="neither")],
+        "n_iter_no_change": [
+            Interval(Integral, 1, None, closed="left"),
+            Options(Real, {np.inf}),
+        ],
+        "max_fun": [Interval(Integral, 1, None, closed="left")],
+        "steps_per_epoch": [None, Interval(Integral, 1, None, closed="left")],
+    }
+
+    # ------------------------------------------------------------------ fit
+    def _fit(self, X, y, sample_weight, incremental, classes=None):
+        hidden = _hidden_sizes(self.hidden_layer_sizes)
+        snapshot = dict(self.__dict__)
+        try:
+            return self._fit_transaction(X, y, sample_weight, incremental, classes,
+                                         hidden)
+        except BaseException:
+            # nothing a user fitted is lost: restore every attribute as it was
+            self.__dict__.clear()
+            self.__dict__.update(snapshot)
+            raise
+
+    def _fit_transaction(self, X, y, sample_weight, incremental, classes, hidden):
+        if self.early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        first_pass = not hasattr(self, "coefs_") or (
+            not self.warm_start and not incremental
+        )
+        X, y = validate_data(
+            self, X, y, accept_sparse=False, multi_output=True,
+            dtype=(np.float64, np.float32), y_numeric=not self._is_classifier(),
+            reset=first_pass,
+        )
+        X = np.ascontiguousarray(X)
+        dtype = X.dtype
+        Y, labels = self._encode_y(y, incremental, first_pass, classes)
+        Y = np.ascontiguousarray(Y, dtype=dtype)
+        sw = _check_weights(sample_weight, X.shape[0], dtype)
+
+        units = [X.shape[1], *hidden, Y.shape[1]]
+        layout = Layout(units)
+        random_state = check_random_state(self.random_state)
+        state = _training.FitState()
+        if first_pass:
+            self.n_outputs_ = Y.shape[1]
+            self.n_layers_ = len(units)
+            self.out_activation_ = self._output_activation()
+            state.params = self._init_params(layout, random_state, dtype)
+            if self.solver in _STOCHASTIC:
+                state.best_loss = np.inf
+        else:
+            state.params = self._continue_params(layout, dtype)
+            self._carry_state(state)
+        hidden_code = K.HIDDEN_CODES[self.activation]
+        out_code = _OUT_CODES[self.out_activation_]
+
+        if self.solver == "lbfgs":
+            _training.run_lbfgs(self, layout, hidden_code, out_code, X, Y, sw, state)
+            self._check_finite_after_lbfgs(state, incremental)
+            self.batch_size_ = None
+            self.steps_per_epoch_ = None
+            for name in ("loss_curve_", "best_loss_", "validation_scores_",
+                         "best_validation_score_"):
+                self.__dict__.pop(name, None)
+        else:
+            self._run_stochastic(X, Y, labels, sw, layout, hidden_code, out_code,
+                                 state, random_state, incremental, first_pass)
+        self.coefs_, self.intercepts_ = layout.unpack(state.params)
+        self.n_iter_ = state.n_iter
+        self.t_ = state.t
+        self.loss_ = state.loss
+        return self
+
+    def _run_stochastic(self, X, Y, labels, sw, layout, hidden_code, out_code,
+                        state, random_state, incremental, first_pass):
+        if incremental and getattr(self, "_optimizer_state", None) is not None and \
+                self._optimizer_state["solver"] == self.solver and \
+                self._optimizer_state["state1"].shape[0] == layout.n_params:
+            state.optimizer = {
+                k: (v.astype(X.dtype) if isinstance(v, np.ndarray) else v)
+                for k, v in self._optimizer_state.items()
+            }
+        else:
+            state.optimizer = _training.new_optimizer_state(
+                self.solver, layout.n_params, X.dtype, self.learning_rate_init
+            )
+        validation = None
+        if self.early_stopping:
+            X, Y, sw, validation = self._split_validation(
+                X, Y, labels, sw, random_state, layout, hidden_code, out_code
+            )
+            state.validation_scores = []
+            state.best_validation_score = -np.inf
+            state.best_params = state.params.copy()
+            state.best_loss = None
+        elif state.best_loss is None:
+            state.best_loss = np.inf
+        n_train = X.shape[0]
+        batch_size = resolve_batch_size(self.batch_size, n_train)
+        steps = resolve_steps_per_epoch(self.steps_per_epoch, n_train, batch_size)
+        run = _training.StochasticRun(
+            self, layout, hidden_code, out_code, X, Y, sw, state, batch_size, steps,
+            random_state, validation=validation,
+        )
+        run.run(incremental)
+        self.batch_size_ = batch_size
+        self.steps_per_epoch_ = steps
+        self.loss_curve_ = state.loss_curve
+        self.best_loss_ = state.best_loss
+        self.validation_scores_ = state.validation_scores
+        self.best_validation_score_ = state.best_validation_score
+        self._no_improvement_count = state.no_improvement_count
+        self._optimizer_state = state.optimizer
+
+    def _split_validation(self, X, Y, labels, sw, random_state, layout, hidden_code,
+                          out_code):
+        stratify = labels if self._stratify_split(Y) else None
+        idx = np.arange(X.shape[0])
+        try:
+            train_idx, val_idx = train_test_split(
+                idx, random_state=random_state, test_size=self.validation_fraction,
+                stratify=stratify,
+            )
+        except ValueError as exc:
+            raise ValueError(
+                f"Could not split a validation set with validation_fraction="
+                f"{self.validation_fraction} from {X.shape[0]} samples: {exc}"
+            ) from exc
+        if val_idx.shape[0] < 2:
+            raise ValueError(
+                "The validation set is too small. Increase 'validation_fraction' "
+                "or the size of your dataset."
+            )
+        X_val = np.ascontiguousarray(X[val_idx])
+        y_val = self._validation_targets(Y, labels, val_idx)
+        sw_val = None if np.all(sw == 1) else sw[val_idx].astype(np.float64)
+
+        def score(params, X_v, y_v, sw_v):
+            out = predict_rows(X_v, params, layout, hidden_code, out_code)
+            if not np.isfinite(out).all():
+                return float("nan")
+            return float(self._score_outputs(out, y_v, sw_v))
+
+        return (np.ascontiguousarray(X[train_idx]), np.ascontiguousarray(Y[train_idx]),
+                np.ascontiguousarray(sw[train_idx]), (X_val, y_val, sw_val, score))
+
+    def _check_finite_after_lbfgs(self, state, incremental):
+        if not np.isfinite(state.params).all():
+            raise ValueError(
+                f"{type(self).__name__}: lbfgs produced non-finite (NaN or inf) "
+                f"weights after {state.n_iter} iteration(s). The data may contain "
+                "very large values and need scaling."
+            )
+
+    def _init_params(self, layout, random_state, dtype):
+        """Glorot-uniform initialisation drawn in scikit-learn's order."""
+        factor = 2.0 if self.activation == "logistic" else 6.0
+        coefs, intercepts = [], []
+        for fan_in, fan_out in layout.coef_shapes():
+            bound = np.sqrt(factor / (fan_in + fan_out))
+            coefs.append(random_state.uniform(-bound, bound, (fan_in, fan_out)))
+            intercepts.append(random_state.uniform(-bound, bound, fan_out))
+        return layout.pack(coefs, intercepts, dtype)
+
+    def _continue_params(self, layout, dtype):
+        """Pack the user-visible ``coefs_`` / ``intercepts_`` (the one source of
+        truth, even when a user assigned them) after checking their shapes."""
+        expected = layout.coef_shapes()
+        coefs, intercepts = self.coefs_, self.intercepts_
+        ok = (
+            isinstance(coefs, (list, tuple)) and isinstance(intercepts, (list, tuple))
+            and len(coefs) == len(expected) and len(intercepts) == len(expected)
+            and all(np.shape(c) == s for c, s in zip(coefs, expected))
+            and all(np.shape(b) == (s[1],) for b, s in zip(intercepts, expected))
+        )
+        if not ok:
+            got = [np.shape(c) for c in coefs] if isinstance(coefs, (list, tuple)) \
+                else type(coefs).__name__
+            raise ValueError(
+                f"coefs_/intercepts_ do not fit the network being trained: the "
+                f"layer sizes {list(layout.units)} need coefficient shapes "
+                f"{expected}, got {got}. Set warm_start=False (or call fit) to "
+                "start from new weights."
+            )
+        params = layout.pack(coefs, intercepts, dtype)
+        if not np.isfinite(params).all():
+            raise ValueError("coefs_/intercepts_ contain NaN or infinity.")
+        return params
+
+    def _carry_state(self, state):
+        """What continues across warm-start fits and partial_fit calls."""
+        state.t = getattr(self, "t_", 0)
+        state.loss_curve = list(getattr(self, "loss_curve_", None) or [])
+        best = getattr(self, "best_loss_", np.inf)
+        state.best_loss = np.inf if best is None else best
+        state.no_improvement_count = getattr(self, "_no_improvement_count", 0)
+
+    # -------------------------------------------------------------- predict
+    def _forward(self, X):
+        check_is_fitted(self)
+        X = validate_data(self, X, accept_sparse=False, reset=False,
+                          dtype=(np.float64, np.float32))
+        X = np.ascontiguousarray(X)
+        layout = Layout([X.shape[1], *[c.shape[1] for c in self.coefs_]])
+        params = layout.pack(self.coefs_, self.intercepts_, X.dtype)
+        return predict_rows(X, params, layout, K.HIDDEN_CODES[self.activation],
+                            _OUT_CODES[self.out_activation_])
+
+    def _check_solver(self):
+        if self.solver not in _STOCHASTIC:
+            raise AttributeError(
+                f"partial_fit is only available for stochastic optimizers "
+                f"('sgd', 'adam'); solver={self.solver!r} is not stochastic."
+            )
+        return True
+
+    def _is_classifier(self):
+        return isinstance(self, ClassifierMixin)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = False
+        return tags
+
+
+
+class MiniBatchMLPClassifier(ClassifierMixin, _BaseMiniBatchMLP):
+    """Multi-layer perceptron classifier with compiled mini-batch training.
+
+    A drop-in for :class:`sklearn.neural_network.MLPClassifier` (same
+    parameters, defaults, attributes and numerics) whose forward pass,
+    backward pass and optimizer run in Numba-compiled kernels, plus a
+    ``steps_per_epoch`` hyperparameter beside ``batch_size``.
+
+    Parameters
+    ----------
+%(parameters)s
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels (for multilabel targets, ``arange(n_labels)``).
+
+%(attributes)s
+
+    See Also
+    --------
+    MiniBatchMLPRegressor : The regressor.
+    sklearn.neural_network.MLPClassifier : scikit-learn's estimator.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from skminibatch import MiniBatchMLPClassifier
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = MiniBatchMLPClassifier(hidden_layer_sizes=(16,), batch_size=32,
+    ...                              steps_per_epoch=4, learning_rate_init=0.01,
+    ...                              max_iter=400, random_state=0).fit(X, y)
+    >>> clf.batch_size_, clf.steps_per_epoch_
+    (32, 4)
+    >>> clf.predict(X[:3])
+    array([0, 0, 0])
+    >>> bool(clf.score(X, y) > 0.9)
+    True
+    """
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+        steps_per_epoch=None,
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.steps_per_epoch = steps_per_epoch
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to X and y.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data (float32 input trains in float32).
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+            Class labels, or a label indicator matrix (multilabel).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weight of each sample's loss term.
+
+        Returns
+        -------
+        self : MiniBatchMLPClassifier
+            The fitted estimator.
+        """
+        return self._fit(X, y, sample_weight, incremental=False)
+
+    @available_if(lambda est: est._check_solver())
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """Train for one epoch on the given data.
+
+        One epoch is ``steps_per_epoch`` steps (``None``: one pass) of a batch
+        stream built on ``(X, y)``. Optimizer state carries over between
+        calls; a call that diverges raises and leaves the model unchanged.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+            Targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weight of each sample's loss term.
+        classes : array-like of shape (n_classes,), default=None
+            Every class of the whole problem; required on the first call.
+
+        Returns
+        -------
+        self : MiniBatchMLPClassifier
+            The updated estimator.
+        """
+        return self._fit(X, y, sample_weight, incremental=True, classes=classes)
+
+    # ---- targets
+    def _encode_y(self, y, incremental, first_pass, classes):
+        """Binarised targets and integer class labels (for stratifying)."""
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        check_classification_targets(y)
+        if incremental and first_pass:
+            if classes is None:
+                raise ValueError(
+                    "classes must be passed on the first call to partial_fit."
+                )
+            binarizer = LabelBinarizer()
+            if type_of_target(y).startswith("multilabel"):
+                binarizer.fit(y)
+            else:
+                binarizer.fit(np.asarray(classes))
+            self._label_binarizer = binarizer
+            self.classes_ = binarizer.classes_
+            present = unique_labels(y)
+            if len(np.setdiff1d(present, self.classes_)):
+                raise ValueError(
+                    f"`y` has classes not in `classes`: {self.classes_} vs {present}."
+                )
+        elif first_pass:
+            binarizer = LabelBinarizer()
+            binarizer.fit(y)
+            self._label_binarizer = binarizer
+            self.classes_ = binarizer.classes_
+        else:
+            if incremental and classes is not None and not np.array_equal(
+                    self.classes_, unique_labels(classes)):
+                raise ValueError(
+                    f"`classes={classes!r}` is not the same as on the first call "
+                    f"to partial_fit, was {self.classes_!r}."
+                )
+            present = unique_labels(y)
+            if self.warm_start and not incremental:
+                if set(present) != set(self.classes_):
+                    raise ValueError(
+                        "warm_start can only be used where `y` has the same "
+                        f"classes as in the previous call to fit. Previously got "
+                        f"{self.classes_}, `y` has {present}"
+                    )
+            elif len(np.setdiff1d(present, self.classes_)):
+                raise ValueError(
+                    f"`y` has classes not in `self.classes_`. `self.classes_` has "
+                    f"{self.classes_}. 'y' has {present}."
+                )
+        if len(self.classes_) < 2:
+            raise ValueError(
+                f"{type(self).__name__} needs at least 2 classes in y, got only "
+                f"one class: {self.classes_[0]!r}."
+            )
+        Y = self._label_binarizer.transform(y)
+        if self._label_binarizer.y_type_.startswith("multilabel"):
+            labels = None
+        else:
+            labels = np.searchsorted(self.classes_, y)
+        return Y, labels
+
+    def _output_activation(self):
+        return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
+
+    def _stratify_split(self, Y):
+        return not self._label_binarizer.y_type_.startswith("multilabel")
+
+    def _validation_targets(self, Y, labels, idx):
+        if labels is None:
+            return Y[idx]
+        return self.classes_[labels[idx]]
+
+    def _score_outputs(self, out, y_true, sample_weight):
+        return accuracy_score(y_true, self._labels_from_outputs(out),
+                              sample_weight=sample_weight)
+
+    def _labels_from_outputs(self, out):
+        if self.n_outputs_ == 1:
+            out = out.ravel()
+        return self._label_binarizer.inverse_transform(out)
+
+    # ---- prediction
+    def predict(self, X):
+        """Predict class labels.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input data.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_labels)
+            Predicted labels (an indicator matrix for multilabel models).
+        """
+        return self._labels_from_outputs(self._forward(X))
+
+    def predict_proba(self, X):
+        """Class probabilities.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input data.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Probability of each class, in the order of ``classes_``.
+        """
+        out = self._forward(X)
+        if self.n_outputs_ == 1:
+            p = out.ravel()
+            return np.column_stack([1 - p, p])
+        return out
+
+    def predict_log_proba(self, X):
+        """Log of :meth:`predict_proba` (``-inf`` where a probability is 0).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input data.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+            Log-probability of each class.
+        """
+        proba = self.predict_proba(X)
+        with np.errstate(divide="ignore"):
+            return np.log(proba, out=proba)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+
+class MiniBatchMLPRegressor(RegressorMixin, _BaseMiniBatchMLP):
+    """Multi-layer perceptron regressor with compiled mini-batch training.
+
+    A drop-in for :class:`sklearn.neural_network.MLPRegressor` (same
+    parameters, defaults, attributes and numerics) whose forward pass,
+    backward pass and optimizer run in Numba-compiled kernels, plus a
+    ``steps_per_epoch`` hyperparameter beside ``batch_size``.
+
+    Parameters
+    ----------
+    loss : {'squared_error', 'poisson'}, default='squared_error'
+        Half squared error with an identity output, or half Poisson deviance
+        with an exponential output (``y`` must be non-negative).
+
+%(parameters)s
+
+    Attributes
+    ----------
+%(attributes)s
+
+    See Also
+    --------
+    MiniBatchMLPClassifier : The classifier.
+    sklearn.neural_network.MLPRegressor : scikit-learn's estimator.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_regression
+    >>> from skminibatch import MiniBatchMLPRegressor
+    >>> X, y = make_regression(n_samples=200, n_features=5, noise=0.1,
+    ...                        random_state=0)
+    >>> reg = MiniBatchMLPRegressor(hidden_layer_sizes=(32,), batch_size=16,
+    ...                             learning_rate_init=0.01, max_iter=300,
+    ...                             random_state=0).fit(X, y / 100)
+    >>> reg.steps_per_epoch_
+    13
+    >>> bool(reg.score(X, y / 100) > 0.95)
+    True
+    """
+
+    _parameter_constraints: dict = {
+        **_BaseMiniBatchMLP._parameter_constraints,
+        "loss": [StrOptions({"squared_error", "poisson"})],
+    }
+
+    def __init__(
+        self,
+        loss="squared_error",
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+        steps_per_epoch=None,
+    ):
+        self.loss = loss
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.steps_per_epoch = steps_per_epoch
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to X and y.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data (float32 input trains in float32).
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weight of each sample's loss term.
+
+        Returns
+        -------
+        self : MiniBatchMLPRegressor
+            The fitted estimator.
+        """
+        return self._fit(X, y, sample_weight, incremental=False)
+
+    @available_if(lambda est: est._check_solver())
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None):
+        """Train for one epoch on the given data.
+
+        Only available for ``solver='sgd'`` and ``'adam'``. A call that
+        diverges raises and leaves the model unchanged.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weight of each sample's loss term.
+
+        Returns
+        -------
+        self : MiniBatchMLPRegressor
+            The updated estimator.
+        """
+        return self._fit(X, y, sample_weight, incremental=True)
+
+    def _encode_y(self, y, incremental, first_pass, classes):
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if self.loss == "poisson" and np.any(y < 0):
+            raise ValueError(
+                "loss='poisson' requires non-negative y; some values of y are "
+                "negative."
+            )
+        Y = y.reshape(-1, 1) if y.ndim == 1 else y
+        if not first_pass and Y.shape[1] != self.n_outputs_:
+            raise ValueError(
+                f"y has {Y.shape[1]} output(s) but the model was fitted with "
+                f"{self.n_outputs_}."
+            )
+        return Y, None
+
+    def _output_activation(self):
+        return "exp" if self.loss == "poisson" else "identity"
+
+    def _stratify_split(self, Y):
+        return False
+
+    def _validation_targets(self, Y, labels, idx):
+        y = Y[idx]
+        return y.ravel() if y.shape[1] == 1 else y
+
+    def _score_outputs(self, out, y_true, sample_weight):
+        pred = out.ravel() if out.shape[1] == 1 else out
+        return r2_score(y_true, pred, sample_weight=sample_weight)
+
+    def predict(self, X):
+        """Predict targets.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input data.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            Predicted values.
+        """
+        out = self._forward(X)
+        return out.ravel() if out.shape[1] == 1 else out
+
+
+MiniBatchMLPClassifier.__doc__ = fill(MiniBatchMLPClassifier.__doc__)
+MiniBatchMLPRegressor.__doc__ = fill(MiniBatchMLPRegressor.__doc__)

@@ -1,0 +1,294 @@
+"""Training loops: the stochastic epoch loop (sgd / adam) and L-BFGS.
+
+Layers: :func:`run_stochastic` (epochs, stopping rules, early stopping,
+verbose output, Ctrl-C) -> :func:`_run_epoch` (one epoch = ``steps_per_epoch``
+steps of the stream, in compiled chunks of ~0.2 s) -> the kernel
+``train_steps`` (gather -> forward -> backward -> update, many steps per
+call). Everything works on a :class:`FitState` that the estimator commits to
+its fitted attributes only when the run ends cleanly, so a failed fit or
+``partial_fit`` leaves the estimator as it was.
+"""
+
+import copy
+import time
+import warnings
+
+import numpy as np
+import scipy.optimize
+
+from ._batching import BatchStream, steps_for_seconds
+from ._kernels import _network as K
+from ._sklearn_compat import ConvergenceWarning
+
+
+class FitState:
+    """Everything a fit produces or continues from (weights in flat form)."""
+
+    def __init__(self):
+        self.params = None
+        self.n_iter = 0
+        self.t = 0
+        self.loss = None
+        self.loss_curve = []
+        self.best_loss = np.inf
+        self.no_improvement_count = 0
+        self.validation_scores = None
+        self.best_validation_score = None
+        self.best_params = None
+        self.optimizer = None  # dict, see new_optimizer_state
+
+    def copy(self):
+        return copy.deepcopy(self)
+
+
+def new_optimizer_state(solver, n_params, dtype, learning_rate_init):
+    """Fresh optimizer state: velocities (sgd) or moments (adam)."""
+    state = {
+        "solver": solver,
+        "learning_rate": float(learning_rate_init),
+        "state1": np.zeros(n_params, dtype=dtype),
+        "state2": np.zeros(n_params if solver == "adam" else 0, dtype=dtype),
+        "adam_t": 0,
+    }
+    return state
+
+
+class _EpochBuffers:
+    """Batch and activation buffers, allocated once per fit."""
+
+    def __init__(self, layout, batch_size, n_features, n_outputs, dtype):
+        self.Xb = np.empty((batch_size, n_features), dtype=dtype)
+        self.Yb = np.empty((batch_size, n_outputs), dtype=dtype)
+        self.swb = np.empty(batch_size, dtype=dtype)
+        self.acts = np.empty(layout.act_size(batch_size), dtype=dtype)
+        self.deltas = np.empty_like(self.acts)
+        self.act_off = layout.act_offsets(batch_size)
+        self.grads = np.empty(layout.n_params, dtype=dtype)
+
+
+class StochasticRun:
+    """One call of ``fit`` / ``partial_fit`` with sgd or adam.
+
+    Parameters are the resolved, validated pieces the estimator hands over;
+    ``state`` is mutated (the estimator passes a copy).
+    """
+
+    def __init__(self, est, layout, hidden_code, out_code, X, Y, sw, state,
+                 batch_size, steps_per_epoch, random_state, validation=None,
+                 max_epochs=None):
+        self.est = est
+        self.layout = layout
+        self.hidden_code = hidden_code
+        self.out_code = out_code
+        self.X, self.Y, self.sw = X, Y, sw
+        self.state = state
+        self.batch_size = batch_size
+        self.steps_per_epoch = steps_per_epoch
+        self.validation = validation  # (X_val, y_val, sw_val, score_fn) or None
+        self.max_epochs = est.max_iter if max_epochs is None else max_epochs
+        self.stream = BatchStream(X.shape[0], batch_size, est.shuffle, random_state)
+        dtype = X.dtype
+        self.buffers = _EpochBuffers(layout, batch_size, X.shape[1], Y.shape[1], dtype)
+        self.dtype = dtype
+        self._steps_per_call = 1
+        self.interrupted = False
+
+    # -- one epoch ----------------------------------------------------------
+    def _hyper(self):
+        est, opt = self.est, self.state.optimizer
+        return np.array(
+            [opt["learning_rate"], est.momentum, est.beta_1, est.beta_2,
+             est.epsilon, est.alpha, np.finfo(self.dtype).eps,
+             est.learning_rate_init],
+            dtype=self.dtype,
+        )
+
+    def _run_epoch(self):
+        """Run ``steps_per_epoch`` steps; return (mean loss, samples seen)."""
+        est, st, opt, b, lay = self.est, self.state, self.state.optimizer, \
+            self.buffers, self.layout
+        hyper = self._hyper()
+        solver = K.ADAM if opt["solver"] == "adam" else K.SGD
+        remaining = self.steps_per_epoch
+        loss_sum, seen = 0.0, 0
+        while remaining > 0:
+            room = self.stream.room_in_pass()
+            n_steps = min(remaining, room, self._steps_per_call)
+            t0 = time.perf_counter()
+            part_loss, part_seen = K.train_steps(
+                self.X, self.Y, self.sw, self.stream.order, self.stream.next_batch,
+                n_steps, self.batch_size, st.params, b.grads, opt["state1"],
+                opt["state2"], hyper, lay.units, lay.coef_off, lay.icpt_off,
+                b.Xb, b.Yb, b.swb, b.acts, b.deltas, b.act_off, self.hidden_code,
+                self.out_code, solver, bool(est.nesterovs_momentum), opt["adam_t"],
+            )
+            elapsed = time.perf_counter() - t0
+            # hand control back to Python about every 0.2 s (Ctrl-C, progress)
+            self._steps_per_call = steps_for_seconds(elapsed / n_steps)
+            self.stream.advance(n_steps)
+            if solver == K.ADAM:
+                opt["adam_t"] += n_steps
+            remaining -= n_steps
+            loss_sum += part_loss
+            seen += part_seen
+        return loss_sum / seen, seen
+
+    # -- the epoch loop -------------------------------------------------------
+    def run(self, incremental):
+        est, st = self.est, self.state
+        name = type(est).__name__
+        early = self.validation is not None
+        try:
+            for _ in range(self.max_epochs):
+                epoch_loss, seen = self._run_epoch()
+                st.n_iter += 1
+                st.t += seen
+                st.loss = float(epoch_loss)
+                st.loss_curve.append(st.loss)
+                if est.verbose:
+                    print("Iteration %d, loss = %.8f" % (st.n_iter, st.loss))
+                if early:
+                    stop = self._check_validation(st)
+                    if stop:
+                        break
+                self._check_finite(name, incremental)
+                if not early:
+                    self._update_loss_improvement(st)
+                if st.optimizer["solver"] == "sgd" and est.learning_rate == "invscaling":
+                    st.optimizer["learning_rate"] = (
+                        est.learning_rate_init / (st.t + 1) ** est.power_t
+                    )
+                if st.no_improvement_count > est.n_iter_no_change:
+                    if self._trigger_stopping(early):
+                        break
+                    st.no_improvement_count = 0
+                if incremental:
+                    break
+                if st.n_iter == self.max_epochs:
+                    warnings.warn(
+                        "Stochastic Optimizer: Maximum iterations (%d) reached and "
+                        "the optimization hasn't converged yet." % self.max_epochs,
+                        ConvergenceWarning,
+                    )
+        except KeyboardInterrupt:
+            self.interrupted = True
+            warnings.warn("Training interrupted by user.", UserWarning)
+        if early:
+            st.params = st.best_params.copy()
+
+    def _check_finite(self, name, incremental):
+        st = self.state
+        if not np.isfinite(st.params).all():
+            call = "partial_fit" if incremental else "fit"
+            raise ValueError(
+                f"{name}.{call}: the weights became non-finite (NaN or inf) in "
+                f"epoch {st.n_iter} (training loss {st.loss!r}). The data may "
+                "contain very large values and need scaling, or learning_rate_init "
+                f"(={self.est.learning_rate_init}) may be too large."
+                + (" The model is left as it was before this call." if incremental
+                   else "")
+            )
+
+    def _update_loss_improvement(self, st):
+        if st.loss > st.best_loss - self.est.tol:
+            st.no_improvement_count += 1
+        else:
+            st.no_improvement_count = 0
+        if st.loss < st.best_loss:
+            st.best_loss = st.loss
+
+    def _check_validation(self, st):
+        """Score the held-out set; returns True when training must end."""
+        X_val, y_val, sw_val, score_fn = self.validation
+        score = score_fn(st.params, X_val, y_val, sw_val)
+        st.validation_scores.append(score)
+        if self.est.verbose:
+            print("Validation score: %f" % score)
+        if not np.isfinite(score):
+            warnings.warn(
+                f"The validation score became non-finite in epoch {st.n_iter}; "
+                "training stops and the best weights so far are kept.",
+                ConvergenceWarning,
+            )
+            return True
+        if score < st.best_validation_score + self.est.tol:
+            st.no_improvement_count += 1
+        else:
+            st.no_improvement_count = 0
+        if score > st.best_validation_score:
+            st.best_validation_score = score
+            st.best_params = st.params.copy()
+        return False
+
+    def _trigger_stopping(self, early):
+        est, opt = self.est, self.state.optimizer
+        what = "Validation score" if early else "Training loss"
+        verb = "improve" if early else "improve"
+        msg = (
+            "%s did not %s more than tol=%f for %d consecutive epochs."
+            % (what, verb, est.tol, est.n_iter_no_change)
+        )
+        if opt["solver"] == "sgd" and est.learning_rate == "adaptive":
+            if opt["learning_rate"] <= 1e-6:
+                if est.verbose:
+                    print(msg + " Learning rate too small. Stopping.")
+                return True
+            opt["learning_rate"] /= 5.0
+            if est.verbose:
+                print(msg + " Setting learning rate to %f" % opt["learning_rate"])
+            return False
+        if est.verbose:
+            print(msg + " Stopping.")
+        return True
+
+
+def run_lbfgs(est, layout, hidden_code, out_code, X, Y, sw, state):
+    """Full-batch L-BFGS-B (scipy) on the compiled loss and gradient."""
+    dtype = X.dtype
+    n = X.shape[0]
+    width = int(layout.units[1:].sum())
+    chunk = int(max(1, min(n, max(256, (1 << 21) // max(width, 1)))))
+    acts = np.empty(layout.act_size(chunk), dtype=dtype)
+    deltas = np.empty_like(acts)
+    act_off = layout.act_offsets(chunk)
+    params = state.params
+    grads = np.empty_like(params)
+    chunk_grads = np.empty_like(params)
+    eps = float(np.finfo(dtype).eps)
+    alpha = float(est.alpha)
+
+    def loss_and_grad(x):
+        params[:] = x
+        loss = K.full_loss_grad(X, Y, sw, params, grads, chunk_grads, layout.units,
+                                layout.coef_off, layout.icpt_off, acts, deltas,
+                                act_off, hidden_code, out_code, alpha, eps, chunk)
+        return loss, grads.astype(np.float64)
+
+    iteration = [0]
+
+    def progress(intermediate_result):
+        iteration[0] += 1
+        print("Iteration %d, loss = %.8f" % (iteration[0], intermediate_result.fun))
+
+    result = scipy.optimize.minimize(
+        loss_and_grad,
+        params.astype(np.float64),
+        method="L-BFGS-B",
+        jac=True,
+        callback=progress if est.verbose else None,
+        options={"maxfun": est.max_fun, "maxiter": est.max_iter, "gtol": est.tol},
+    )
+    if result.status != 0:
+        message = result.message
+        if isinstance(message, bytes):
+            message = message.decode("latin1")
+        warnings.warn(
+            f"lbfgs failed to converge after {result.nit} iteration(s) "
+            f"(status={result.status}): {message}\nIncrease the number of "
+            "iterations (max_iter) or function evaluations (max_fun), or scale "
+            "the data.",
+            ConvergenceWarning,
+        )
+    params[:] = result.x
+    state.n_iter = int(result.nit)
+    state.loss = float(result.fun)
