@@ -87,7 +87,9 @@ def _check_weights(sample_weight, n_samples, dtype):
     if (sw < 0).any():
         raise ValueError("Negative values in data passed to sample_weight.")
     if not sw.sum() > 0:
-        raise ValueError("sample_weight must have a positive sum.")
+        raise ValueError(
+            "sample_weight must have a positive sum: all sample weights are zero."
+        )
     return np.ascontiguousarray(sw, dtype=dtype)
 
 

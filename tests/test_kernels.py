@@ -1,0 +1,586 @@
+"""Tests of the compiled kernels in ``skminibatch._kernels._network`` against
+the plain-NumPy float64 reference in ``tests/naive.py``.
+
+Shapes are tiny and shared between tests so that each kernel compiles once
+per dtype; the whole file (Numba compilation included) runs in well under a
+minute.
+"""
+
+import ast
+import math
+import pathlib
+
+import numpy as np
+import pytest
+from scipy.special import expit
+
+from skminibatch._kernels import _network as K
+
+try:  # tests/ importable as a package (rootdir on sys.path) ...
+    from tests import naive
+except ImportError:  # ... or only tests/ itself on sys.path (rootdir-less run)
+    import naive
+
+
+HIDDEN = {
+    "identity": K.IDENTITY,
+    "logistic": K.LOGISTIC,
+    "tanh": K.TANH,
+    "relu": K.RELU,
+}
+OUTPUT = {
+    "squared": K.OUT_SQUARED,
+    "poisson": K.OUT_POISSON,
+    "binary_log": K.OUT_BINARY_LOG,
+    "softmax_log": K.OUT_SOFTMAX_LOG,
+}
+DTYPES = [np.float32, np.float64]
+DTYPE_IDS = ["float32", "float64"]
+
+#: relative tolerance of kernel-vs-reference comparisons, per dtype
+RTOL = {np.float32: 1e-4, np.float64: 1e-10}
+
+UNITS = (5, 4, 3, 3)  # n_features, two hidden layers, n_outputs
+MAX_ROWS = 9  # rows the batch buffers hold
+NB = 7  # rows actually used (< MAX_ROWS)
+ALPHA = 0.03
+
+
+def clip_eps(dtype):
+    """The probability clip scikit-learn uses for this dtype."""
+    return float(np.finfo(dtype).eps)
+
+
+def assert_close(actual, desired, dtype, rtol=None, err_msg=""):
+    """``rtol`` relative to each entry, with an absolute floor of ``rtol``
+    times the largest reference entry (entries that cancel to ~0 cannot be
+    compared relatively in float32)."""
+    rtol = RTOL[dtype] if rtol is None else rtol
+    desired = np.asarray(desired, dtype=np.float64)
+    actual = np.asarray(actual, dtype=np.float64)
+    scale = float(np.max(np.abs(desired))) if desired.size else 0.0
+    np.testing.assert_allclose(actual, desired, rtol=rtol,
+                               atol=rtol * max(scale, 1e-300), err_msg=err_msg)
+
+
+def make_targets(rng, out, n, n_out):
+    """Targets valid for the loss ``out``."""
+    if out == "squared":
+        Y = rng.standard_normal((n, n_out))
+    elif out == "poisson":  # non-negative counts and rates, some zeros
+        Y = rng.poisson(1.3, size=(n, n_out)).astype(np.float64)
+        Y[0, 0] = 0.0
+        Y[1, 1] = 2.5
+    elif out == "binary_log":  # 0/1, both present
+        Y = rng.integers(0, 2, size=(n, n_out)).astype(np.float64)
+        Y[0, 0], Y[0, 1] = 0.0, 1.0
+    elif out == "softmax_log":  # one-hot rows
+        Y = np.eye(n_out)[rng.integers(0, n_out, size=n)]
+    else:
+        raise ValueError(out)
+    return Y
+
+
+class Problem:
+    """A random network and data set, already rounded to ``dtype``; the
+    float64 list form holds exactly the values the kernels see."""
+
+    def __init__(self, seed, hidden, out, dtype, n=MAX_ROWS, units=UNITS):
+        rng = np.random.default_rng(seed)
+        self.units_tuple = tuple(units)
+        self.hidden, self.out, self.dtype = hidden, out, dtype
+        coefs, intercepts = naive.random_network(rng, units)
+        self.params = naive.pack(coefs, intercepts, dtype)
+        self.coefs, self.intercepts = naive.unpack(self.params, units)
+        self.X = np.ascontiguousarray(rng.standard_normal((n, units[0])), dtype=dtype)
+        self.Y = np.ascontiguousarray(make_targets(rng, out, n, units[-1]), dtype=dtype)
+        # non-uniform sample weights
+        self.sw = np.ascontiguousarray(rng.uniform(0.2, 3.0, size=n), dtype=dtype)
+        self.rng = rng
+        (self.units, self.coef_off, self.icpt_off, self.act_off,
+         self.buf_size) = naive.layout(units, n)
+        self.n_params = naive.n_params(units)
+
+    @property
+    def codes(self):
+        return HIDDEN[self.hidden], OUTPUT[self.out]
+
+    def naive_loss_grad(self, rows, params=None, alpha=ALPHA, eps=None):
+        eps = clip_eps(self.dtype) if eps is None else eps
+        if params is None:
+            coefs, intercepts = self.coefs, self.intercepts
+        else:
+            coefs, intercepts = naive.unpack(params, self.units_tuple)
+        loss, cg, ig = naive.loss_and_grad(
+            coefs, intercepts, self.X[rows], self.Y[rows], self.sw[rows],
+            self.hidden, self.out, alpha, eps)
+        return loss, naive.pack(cg, ig)
+
+    def kernel_loss_grad(self, params, nb, max_rows=None, alpha=ALPHA, eps=None):
+        """``batch_loss_grad`` on the first ``nb`` rows, with buffers for
+        ``max_rows`` rows pre-filled with NaN."""
+        max_rows = self.X.shape[0] if max_rows is None else max_rows
+        eps = clip_eps(self.dtype) if eps is None else eps
+        units, coef_off, icpt_off, act_off, _ = naive.layout(self.units_tuple, max_rows)
+        acts, deltas = naive.buffers(self.units_tuple, max_rows, self.dtype)
+        grads = np.full(self.n_params, np.nan, dtype=self.dtype)
+        hidden, out = self.codes
+        loss = K.batch_loss_grad(params, grads, self.X[:max_rows], self.Y[:max_rows],
+                                 self.sw[:max_rows], nb, units, coef_off, icpt_off,
+                                 acts, deltas, act_off, hidden, out, float(alpha),
+                                 float(eps))
+        return loss, grads
+
+
+def problem_seed(*labels):
+    """A fixed seed per parameter combination (stable across runs)."""
+    return sum((i + 1) * 7919 * sum(map(ord, str(x))) for i, x in enumerate(labels))
+
+
+dtype_param = pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+hidden_param = pytest.mark.parametrize("hidden", list(HIDDEN))
+out_param = pytest.mark.parametrize("out", list(OUTPUT))
+
+
+# ---------------------------------------------------------------------------
+# forward, output loss/delta, batch loss and gradient
+# ---------------------------------------------------------------------------
+@dtype_param
+@out_param
+@hidden_param
+def test_forward_loss_grad_match_reference(hidden, out, dtype):
+    prob = Problem(problem_seed("fwd", hidden, out, dtype), hidden, out, dtype)
+    hc, oc = prob.codes
+    rows = np.arange(NB)
+    # Poison the rows past nb: they must never be read.
+    prob.X[NB:] = np.nan
+    prob.Y[NB:] = np.nan
+    prob.sw[NB:] = np.nan
+    eps = clip_eps(dtype)
+
+    # forward: every layer's activations
+    acts, _ = naive.buffers(prob.units_tuple, MAX_ROWS, dtype)
+    K.forward(prob.params, prob.X, NB, prob.units, prob.coef_off, prob.icpt_off,
+              acts, prob.act_off, hc, oc)
+    ref_acts, _ = naive.forward(prob.coefs, prob.intercepts, prob.X[:NB], hidden, out)
+    for l in range(1, len(UNITS)):
+        got = naive.layer_block(acts, prob.act_off, prob.units, l, NB)
+        assert_close(got, ref_acts[l], dtype, err_msg=f"layer {l}")
+    if out == "softmax_log":
+        P = naive.layer_block(acts, prob.act_off, prob.units, len(UNITS) - 1, NB)
+        assert_close(P.sum(axis=1), np.ones(NB), dtype)
+
+    # output_loss_and_delta on the reference output activations
+    P = np.ascontiguousarray(ref_acts[-1], dtype=dtype)
+    P64 = P.astype(np.float64)
+    D = np.full_like(P, np.nan)
+    total = K.output_loss_and_delta(oc, P, prob.Y[:NB], prob.sw[:NB], D, eps)
+    Y64 = prob.Y[:NB].astype(np.float64)
+    sw64 = prob.sw[:NB].astype(np.float64)
+    ref_total = np.sum(sw64 * naive.per_sample_loss(out, Y64, P64, eps))
+    assert_close(total, ref_total, dtype)
+    assert_close(D, (P64 - Y64) * sw64[:, None], dtype)
+
+    # batch_loss_grad: loss with L2 and the normalised gradient
+    loss, grads = prob.kernel_loss_grad(prob.params, NB, max_rows=MAX_ROWS)
+    ref_loss, ref_grads = prob.naive_loss_grad(rows)
+    assert np.all(np.isfinite(grads))
+    assert_close(loss, ref_loss, dtype)
+    assert_close(grads, ref_grads, dtype)
+    # params are not modified
+    np.testing.assert_array_equal(prob.params, naive.pack(prob.coefs, prob.intercepts, dtype))
+
+
+@dtype_param
+def test_output_loss_clips_probabilities(dtype):
+    eps = 1e-3
+    P = np.array([[0.0, 1.0, 0.5],
+                  [1.0, 0.0, 0.0]], dtype=dtype)
+    Y = np.array([[1.0, 0.0, 1.0],
+                  [0.0, 1.0, 0.0]], dtype=dtype)
+    sw = np.array([2.0, 0.5], dtype=dtype)
+    # hand-computed: every 0/1 mismatch costs -log(eps)
+    expected = {
+        K.OUT_BINARY_LOG: 2.0 * (-2 * math.log(eps) - math.log(0.5))
+        + 0.5 * (-2 * math.log(eps) - math.log(1 - eps)),
+        K.OUT_SOFTMAX_LOG: 2.0 * (-math.log(eps) - math.log(0.5))
+        + 0.5 * (-math.log(eps)),
+    }
+    for code, name in [(K.OUT_BINARY_LOG, "binary_log"),
+                       (K.OUT_SOFTMAX_LOG, "softmax_log")]:
+        D = np.full_like(P, np.nan)
+        total = K.output_loss_and_delta(code, P, Y, sw, D, eps)
+        ref = np.sum(sw.astype(np.float64) * naive.per_sample_loss(name, Y, P, eps))
+        assert ref == pytest.approx(expected[code], rel=1e-12)
+        assert total == pytest.approx(expected[code], rel=RTOL[dtype])
+        np.testing.assert_allclose(D, (P - Y) * sw[:, None], rtol=RTOL[dtype])
+
+
+# ---------------------------------------------------------------------------
+# finite differences
+# ---------------------------------------------------------------------------
+def fd_problem(hidden, out, units):
+    """A float64 problem whose hidden pre-activations all stay clear of 0
+    (the ReLU kink) by far more than a finite-difference step moves them."""
+    for attempt in range(50):
+        prob = Problem(problem_seed("fd", hidden, out, attempt), hidden, out,
+                       np.float64, units=units)
+        _, pre = naive.forward(prob.coefs, prob.intercepts, prob.X[:NB], hidden, out)
+        if min(np.abs(z).min() for z in pre[:-1]) > 1e-3:
+            return prob
+    pytest.fail("no problem with pre-activations away from 0")
+
+
+def fd_gradient(prob, params, coords, h=1e-5, **kw):
+    """Central differences of ``batch_loss_grad``'s loss at ``coords``."""
+    fd = np.empty(len(coords))
+    for i, k in enumerate(coords):
+        plus, minus = params.copy(), params.copy()
+        plus[k] += h
+        minus[k] -= h
+        lp, _ = prob.kernel_loss_grad(plus, NB, max_rows=MAX_ROWS, **kw)
+        lm, _ = prob.kernel_loss_grad(minus, NB, max_rows=MAX_ROWS, **kw)
+        fd[i] = (lp - lm) / (2 * h)
+    return fd
+
+
+def fd_coords(prob, seed, n_coefs=20, n_intercepts=6):
+    rng = np.random.default_rng(seed)
+    n_coef = int(prob.icpt_off[0])
+    return np.concatenate([
+        rng.choice(n_coef, n_coefs, replace=False),
+        rng.choice(np.arange(n_coef, prob.n_params), n_intercepts, replace=False)])
+
+
+@out_param
+@hidden_param
+def test_gradient_matches_finite_differences(hidden, out):
+    # The squared error is averaged over the outputs while its delta is
+    # P - Y (scikit-learn's convention), so loss and gradient agree only for
+    # one output; see test_squared_error_gradient_scale_with_several_outputs.
+    units = UNITS[:-1] + (1,) if out == "squared" else UNITS
+    prob = fd_problem(hidden, out, units)
+    eps = 1e-12
+    if out in ("binary_log", "softmax_log"):  # no clipping in play
+        P = naive.predict(prob.coefs, prob.intercepts, prob.X[:NB], hidden, out)
+        assert P.min() > 1e-6 and P.max() < 1 - 1e-6
+
+    params = prob.params.copy()
+    loss, grads = prob.kernel_loss_grad(params, NB, max_rows=MAX_ROWS, eps=eps)
+    grads = grads.copy()
+    coords = fd_coords(prob, problem_seed("fd-coords", hidden, out))
+    fd = fd_gradient(prob, params, coords, eps=eps)
+    floor = 1e-3 * np.max(np.abs(grads))
+    for k, fd_k in zip(coords, fd):
+        rel = abs(fd_k - grads[k]) / max(abs(fd_k), abs(grads[k]), floor)
+        assert rel < 1e-6, (k, fd_k, grads[k], rel)
+    # the evaluation must be a pure function of params
+    loss2, grads2 = prob.kernel_loss_grad(params, NB, max_rows=MAX_ROWS, eps=eps)
+    assert loss2 == loss
+    np.testing.assert_array_equal(grads2, grads)
+
+
+@hidden_param
+def test_squared_error_gradient_scale_with_several_outputs(hidden):
+    """Pins scikit-learn's convention (scikit-learn issue #8349): with
+    ``n_outputs`` outputs the squared-error data gradient is ``n_outputs``
+    times the derivative of the returned (output-averaged) loss."""
+    prob = fd_problem(hidden, "squared", UNITS)
+    n_out = UNITS[-1]
+    params = prob.params.copy()
+    _, grads = prob.kernel_loss_grad(params, NB, max_rows=MAX_ROWS, alpha=0.0)
+    grads = grads.copy()
+    coords = fd_coords(prob, problem_seed("fd-sq", hidden))
+    fd = fd_gradient(prob, params, coords, alpha=0.0)
+    floor = 1e-3 * np.max(np.abs(grads))
+    for k, fd_k in zip(coords, fd):
+        rel = abs(n_out * fd_k - grads[k]) / max(abs(n_out * fd_k), abs(grads[k]), floor)
+        assert rel < 1e-6, (k, n_out * fd_k, grads[k], rel)
+
+
+# ---------------------------------------------------------------------------
+# full batch in chunks, chunked prediction
+# ---------------------------------------------------------------------------
+N_FULL = 23
+CHUNK = 5  # does not divide N_FULL
+
+
+@dtype_param
+@out_param
+@hidden_param
+def test_full_loss_grad_chunked_equals_single_batch(hidden, out, dtype):
+    prob = Problem(problem_seed("full", hidden, out, dtype), hidden, out, dtype, n=N_FULL)
+    hc, oc = prob.codes
+    eps = clip_eps(dtype)
+    units, coef_off, icpt_off, act_off, _ = naive.layout(prob.units_tuple, CHUNK)
+    acts, deltas = naive.buffers(prob.units_tuple, CHUNK, dtype)
+    grads = np.full(prob.n_params, np.nan, dtype=dtype)
+    chunk_grads = np.full(prob.n_params, np.nan, dtype=dtype)
+    loss = K.full_loss_grad(prob.X, prob.Y, prob.sw, prob.params, grads, chunk_grads,
+                            units, coef_off, icpt_off, acts, deltas, act_off, hc, oc,
+                            ALPHA, eps, CHUNK)
+
+    one_loss, one_grads = prob.kernel_loss_grad(prob.params, N_FULL)
+    # same sums, different grouping: agreement to rounding
+    tight = 1e-12 if dtype == np.float64 else 2e-5
+    assert_close(loss, one_loss, dtype, rtol=tight)
+    assert_close(grads, one_grads, dtype, rtol=tight)
+
+    ref_loss, ref_grads = prob.naive_loss_grad(np.arange(N_FULL))
+    assert_close(loss, ref_loss, dtype)
+    assert_close(grads, ref_grads, dtype)
+
+
+@dtype_param
+@out_param
+@hidden_param
+def test_predict_chunked_matches_reference(hidden, out, dtype):
+    prob = Problem(problem_seed("pred", hidden, out, dtype), hidden, out, dtype, n=N_FULL)
+    hc, oc = prob.codes
+    units, coef_off, icpt_off, act_off, _ = naive.layout(prob.units_tuple, CHUNK)
+    acts, _ = naive.buffers(prob.units_tuple, CHUNK, dtype)
+    result = np.full((N_FULL, UNITS[-1]), np.nan, dtype=dtype)
+    K.predict_chunked(prob.X, prob.params, units, coef_off, icpt_off, acts, act_off,
+                      hc, oc, result, CHUNK)
+    ref = naive.predict(prob.coefs, prob.intercepts, prob.X, hidden, out)
+    assert_close(result, ref, dtype)
+
+
+# ---------------------------------------------------------------------------
+# train_steps: optimizer steps in closed form
+# ---------------------------------------------------------------------------
+N_TRAIN = 20
+BATCH = 6  # batches of 6, 6, 6 and a remainder of 2
+
+
+def batch_rows(order, k, batch_size=BATCH):
+    """Rows of batch ``k`` of a pass, by definition."""
+    return order[k * batch_size:(k + 1) * batch_size]
+
+
+class Trainer:
+    """Everything ``train_steps`` takes, for one problem and solver."""
+
+    # hyper = [lr, momentum, beta_1, beta_2, epsilon, alpha, eps_clip, lr_init]
+    SGD_HYPER = [0.1, 0.9, 0.5, 0.5, 0.5, ALPHA, None, 77.0]  # lr_init unused
+    ADAM_HYPER = [99.0, 0.5, 0.9, 0.999, 1e-8, ALPHA, None, 0.01]  # lr unused
+
+    def __init__(self, prob, solver, known_state=True):
+        self.prob = prob
+        dtype = prob.dtype
+        self.solver = solver
+        hyper = self.ADAM_HYPER if solver == "adam" else self.SGD_HYPER
+        hyper = [clip_eps(dtype) if v is None else v for v in hyper]
+        self.hyper = np.array(hyper, dtype=dtype)
+        # the reference uses the values the kernel sees
+        self.h64 = self.hyper.astype(np.float64)
+        rng = prob.rng
+        self.order = rng.permutation(prob.X.shape[0]).astype(np.int64)
+        n = prob.n_params
+        if solver == "adam":
+            if known_state:
+                self.state1 = (0.1 * rng.standard_normal(n)).astype(dtype)
+                self.state2 = rng.uniform(1e-3, 5e-2, n).astype(dtype)
+            else:  # fresh Adam state
+                self.state1 = np.zeros(n, dtype)
+                self.state2 = np.zeros(n, dtype)
+        else:
+            self.state1 = (0.05 * rng.standard_normal(n) if known_state
+                           else np.zeros(n)).astype(dtype)
+            self.state2 = np.full(n, np.nan, dtype)  # unused by SGD
+        self.params = prob.params.copy()
+        self.grads = np.full(n, np.nan, dtype)
+        nf, no = prob.units_tuple[0], prob.units_tuple[-1]
+        self.Xb = np.full((BATCH, nf), np.nan, dtype)
+        self.Yb = np.full((BATCH, no), np.nan, dtype)
+        self.swb = np.full(BATCH, np.nan, dtype)
+        (self.units, self.coef_off, self.icpt_off, self.act_off,
+         _) = naive.layout(prob.units_tuple, BATCH)
+        self.acts, self.deltas = naive.buffers(prob.units_tuple, BATCH, dtype)
+
+    def run(self, first_batch, n_steps, adam_t=0):
+        prob = self.prob
+        hc, oc = prob.codes
+        solver = K.ADAM if self.solver == "adam" else K.SGD
+        nesterov = self.solver == "nesterov"
+        return K.train_steps(prob.X, prob.Y, prob.sw, self.order, first_batch, n_steps,
+                             BATCH, self.params, self.grads, self.state1, self.state2,
+                             self.hyper, self.units, self.coef_off, self.icpt_off,
+                             self.Xb, self.Yb, self.swb, self.acts, self.deltas,
+                             self.act_off, hc, oc, solver, nesterov, adam_t)
+
+    def reference(self, params, state1, state2, first_batch, n_steps, adam_t=0):
+        """Naive gradient + naive update, batch after batch (float64)."""
+        lr, momentum, beta_1, beta_2, epsilon, alpha, eps_clip, lr_init = self.h64
+        params = params.astype(np.float64)
+        s1, s2 = state1.astype(np.float64), state2.astype(np.float64)
+        loss_sum, seen = 0.0, 0
+        for s in range(n_steps):
+            rows = batch_rows(self.order, first_batch + s)
+            loss, g = self.prob.naive_loss_grad(rows, params=params, alpha=alpha,
+                                                eps=eps_clip)
+            loss_sum += loss * rows.size
+            seen += rows.size
+            if self.solver == "adam":
+                params, s1, s2 = naive.adam_step(params, g, s1, s2, adam_t + s + 1,
+                                                 lr_init, beta_1, beta_2, epsilon)
+            else:
+                params, s1 = naive.sgd_step(params, g, s1, lr, momentum,
+                                            self.solver == "nesterov")
+        return params, s1, s2, loss_sum, seen
+
+
+TRAIN_MODELS = [("tanh", "softmax_log"), ("relu", "binary_log"),
+                ("logistic", "poisson"), ("identity", "squared")]
+
+
+@dtype_param
+@pytest.mark.parametrize("hidden,out", TRAIN_MODELS)
+@pytest.mark.parametrize("solver", ["sgd", "nesterov", "adam"])
+@pytest.mark.parametrize("first_batch,n_steps", [(0, 1), (1, 1), (3, 1), (1, 3)],
+                         ids=["first", "second", "remainder", "three-to-end"])
+def test_train_steps_closed_form(first_batch, n_steps, solver, hidden, out, dtype):
+    prob = Problem(problem_seed("train", hidden, out, dtype), hidden, out, dtype,
+                   n=N_TRAIN)
+    tr = Trainer(prob, solver)
+    p0, s10, s20 = tr.params.copy(), tr.state1.copy(), tr.state2.copy()
+    adam_t = 4 if solver == "adam" else 0
+    loss_sum, seen = tr.run(first_batch, n_steps, adam_t)
+
+    ref_p, ref_s1, ref_s2, ref_loss_sum, ref_seen = tr.reference(
+        p0, s10, s20, first_batch, n_steps, adam_t)
+    expected_seen = sum(batch_rows(tr.order, first_batch + s).size
+                        for s in range(n_steps))
+    assert seen == ref_seen == expected_seen
+    if first_batch + n_steps == 4:  # the pass's last batch holds the remainder
+        assert batch_rows(tr.order, 3).size == N_TRAIN - 3 * BATCH
+    assert_close(loss_sum, ref_loss_sum, dtype)
+    # the step itself (not swamped by the parameters' size) and the result
+    step_rtol = 1e-9 if dtype == np.float64 else 2e-3
+    assert_close(tr.params.astype(np.float64) - p0, ref_p - p0, dtype, rtol=step_rtol)
+    assert_close(tr.params, ref_p, dtype)
+    assert_close(tr.state1, ref_s1, dtype)
+    if solver == "adam":
+        assert_close(tr.state2, ref_s2, dtype)
+    else:  # SGD leaves the second state alone
+        assert np.all(np.isnan(tr.state2))
+
+
+@dtype_param
+def test_train_steps_two_consecutive_adam_steps(dtype):
+    hidden, out = "tanh", "softmax_log"
+    prob = Problem(problem_seed("adam2", dtype), hidden, out, dtype, n=N_TRAIN)
+    tr = Trainer(prob, "adam", known_state=False)
+    p0 = tr.params.copy()
+    zeros = np.zeros(prob.n_params)
+    l1, n1 = tr.run(first_batch=0, n_steps=1, adam_t=0)
+    l2, n2 = tr.run(first_batch=1, n_steps=1, adam_t=1)
+
+    ref_p, ref_m, ref_v, ref_loss_sum, ref_seen = tr.reference(p0, zeros, zeros, 0, 2)
+    assert (n1, n2) == (BATCH, BATCH) and n1 + n2 == ref_seen
+    assert_close(l1 + l2, ref_loss_sum, dtype)
+    assert_close(tr.params.astype(np.float64) - p0, ref_p - p0, dtype,
+                 rtol=1e-9 if dtype == np.float64 else 2e-3)
+    assert_close(tr.params, ref_p, dtype)
+    assert_close(tr.state1, ref_m, dtype)
+    assert_close(tr.state2, ref_v, dtype)
+
+    # one call of two steps is the same computation
+    tr2 = Trainer(Problem(problem_seed("adam2", dtype), hidden, out, dtype, n=N_TRAIN),
+                  "adam", known_state=False)
+    np.testing.assert_array_equal(tr2.order, tr.order)
+    l12, n12 = tr2.run(first_batch=0, n_steps=2, adam_t=0)
+    assert n12 == n1 + n2
+    assert l12 == pytest.approx(l1 + l2, rel=1e-12)
+    np.testing.assert_array_equal(tr2.params, tr.params)
+    np.testing.assert_array_equal(tr2.state1, tr.state1)
+    np.testing.assert_array_equal(tr2.state2, tr.state2)
+
+
+# ---------------------------------------------------------------------------
+# scalar functions
+# ---------------------------------------------------------------------------
+def _tanh_inputs():
+    tiny = [5e-324, 1e-320, 1e-310, np.finfo(np.float64).tiny, 1e-300, 1e-200,
+            1e-100, 1e-30, 1e-17, 1.1e-16, 1e-10, 1e-8, 1e-5]
+    large = [18.0, 19.0, 20.0, 22.0, 30.0, 100.0, 709.0, 711.0, 1e10, 1e300,
+             np.finfo(np.float64).max, np.inf]
+    pos = np.concatenate([tiny, large, np.logspace(-300, 2.5, 1201),
+                          np.linspace(0, 25, 2001)[1:],
+                          np.random.default_rng(0).uniform(0.0, 1.5, 1000)])
+    return np.concatenate([[0.0, -0.0], pos, -pos])
+
+
+def test_tanh_accuracy():
+    x = _tanh_inputs()
+    got = np.array([K._tanh(float(v)) for v in x])
+    ref = np.tanh(x)
+    abs_err = np.abs(got - ref)
+    assert abs_err.max() < 4e-16, x[np.argmax(abs_err)]
+    big = np.abs(x) > 1e-300
+    rel_err = abs_err[big] / np.abs(ref[big])
+    assert rel_err.max() < 1e-14, x[big][np.argmax(rel_err)]
+    # odd function, saturates exactly, keeps NaN
+    n_pos = (x.size - 2) // 2
+    np.testing.assert_array_equal(got[2:2 + n_pos], -got[2 + n_pos:])
+    assert K._tanh(np.inf) == 1.0 and K._tanh(-np.inf) == -1.0
+    assert math.isnan(K._tanh(np.nan))
+
+
+def test_sigmoid_matches_expit():
+    x = np.concatenate([np.linspace(-800, 800, 3201),
+                        np.logspace(-300, 3, 601), -np.logspace(-300, 3, 601),
+                        np.random.default_rng(1).uniform(-40, 40, 1000),
+                        [0.0, -0.0, 5e-324, -5e-324]])
+    got = np.array([K._sigmoid(float(v)) for v in x])
+    ref = expit(x)
+    assert np.abs(got - ref).max() < 2.3e-16
+    big = ref > 1e-300
+    rel_err = np.abs(got[big] - ref[big]) / ref[big]
+    assert rel_err.max() < 1e-14, x[big][np.argmax(rel_err)]
+    assert K._sigmoid(np.inf) == 1.0 and K._sigmoid(-np.inf) == 0.0
+
+
+# ---------------------------------------------------------------------------
+# compilation options live in one place
+# ---------------------------------------------------------------------------
+_JIT_NAMES = {"njit", "jit", "generated_jit", "vectorize", "guvectorize", "cfunc"}
+
+
+def _direct_jit_uses(tree):
+    """Line numbers where a Numba compiling decorator/function is named:
+    ``njit(...)``, ``@njit``, ``numba.jit``, ``from numba import njit``..."""
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id in _JIT_NAMES:
+            lines.append(node.lineno)
+        elif isinstance(node, ast.Attribute) and node.attr in _JIT_NAMES:
+            lines.append(node.lineno)
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("numba"):
+            lines += [node.lineno for a in node.names if a.name in _JIT_NAMES]
+    return sorted(set(lines))
+
+
+def test_every_kernel_is_compiled_through_config_kernel():
+    import skminibatch._kernels as pkg
+
+    root = pathlib.Path(pkg.__file__).parent
+    files = sorted(root.rglob("*.py"))
+    assert any(f.name == "_network.py" for f in files)
+    offenders = {}
+    for path in files:
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        uses = _direct_jit_uses(tree)
+        if path.name == "_config.py" and path.parent == root:
+            assert uses, "_config.py should be where numba.njit is called"
+            continue
+        if uses:
+            offenders[str(path.relative_to(root))] = uses
+        # whatever decorates a function there is the project's ``kernel``
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                for dec in node.decorator_list:
+                    assert isinstance(dec, ast.Name) and dec.id == "kernel", (
+                        f"{path.name}:{node.lineno} {node.name} is decorated "
+                        f"with {ast.unparse(dec)}, not _config.kernel")
+    assert not offenders, f"direct Numba compilation in {offenders}"
