@@ -23,6 +23,8 @@ this). The options and why:
 
 import numba
 
+_njit = numba.njit  # module-level handle, replaced in tests
+
 JIT_OPTIONS = dict(nogil=True, cache=True, error_model="numpy", fastmath=False)
 
 #: ``True`` while every kernel so far got a disk cache.
@@ -33,10 +35,10 @@ def kernel(func):
     """Compile ``func`` lazily with the project's options (see module doc)."""
     global CACHE_ENABLED
     try:
-        return numba.njit(**JIT_OPTIONS)(func)
+        return _njit(**JIT_OPTIONS)(func)
     except RuntimeError as exc:  # "cannot cache function ...: no locator available"
         if "cache" not in str(exc):
             raise
         CACHE_ENABLED = False
         options = dict(JIT_OPTIONS, cache=False)
-        return numba.njit(**options)(func)
+        return _njit(**options)(func)

@@ -1,0 +1,76 @@
+"""Compilation and caching (DESIGN §4): importing compiles nothing, the disk
+cache honours NUMBA_CACHE_DIR and a second process loads from it, and an
+unusable cache location degrades to uncached compilation."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numba
+
+from skminibatch._kernels import _config
+
+FIT_SCRIPT = textwrap.dedent(
+    """
+    import json, sys, time, warnings
+    t0 = time.perf_counter()
+    import skminibatch
+    from skminibatch._kernels import _network as K
+    import_s = time.perf_counter() - t0
+    compiled_at_import = sum(len(getattr(K, n).signatures) for n in dir(K)
+                             if hasattr(getattr(K, n), "signatures"))
+    import numpy as np
+    X = np.random.RandomState(0).rand(60, 3)
+    y = (X[:, 0] > 0.5).astype(int)
+    warnings.simplefilter("ignore")
+    t0 = time.perf_counter()
+    skminibatch.MiniBatchMLPClassifier(hidden_layer_sizes=(4,), max_iter=2,
+                                       random_state=0).fit(X, y).predict(X)
+    fit_s = time.perf_counter() - t0
+    print(json.dumps(dict(compiled_at_import=compiled_at_import, fit_s=fit_s,
+                          import_s=import_s)))
+    """
+)
+
+
+def _run(env_extra):
+    env = dict(os.environ, **env_extra)
+    out = subprocess.run([sys.executable, "-c", FIT_SCRIPT], env=env,
+                         capture_output=True, text=True, check=True)
+    import json
+
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_import_compiles_nothing_and_cache_dir_is_used(tmp_path):
+    cache = tmp_path / "numba_cache"
+    first = _run({"NUMBA_CACHE_DIR": str(cache)})
+    assert first["compiled_at_import"] == 0
+    cached = [f for _, _, files in os.walk(cache) for f in files if f.endswith(".nbc")]
+    assert cached, "nothing was written to NUMBA_CACHE_DIR"
+    second = _run({"NUMBA_CACHE_DIR": str(cache)})
+    # loading from the cache is far cheaper than compiling
+    assert second["fit_s"] < first["fit_s"] / 3
+
+
+def test_no_cache_location_falls_back_to_uncached(monkeypatch):
+    calls = []
+    real_njit = numba.njit
+
+    def refusing_njit(**options):
+        calls.append(options)
+        if options.get("cache"):
+            raise RuntimeError("cannot cache function 'f': no locator available")
+        return real_njit(**options)
+
+    monkeypatch.setattr(_config, "_njit", refusing_njit)
+    monkeypatch.setattr(_config, "CACHE_ENABLED", True)
+
+    def add_one(x):
+        return x + 1
+
+    compiled = _config.kernel(add_one)
+    assert compiled(1) == 2
+    assert [c["cache"] for c in calls] == [True, False]
+    assert _config.CACHE_ENABLED is False
