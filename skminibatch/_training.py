@@ -19,6 +19,7 @@ import scipy.optimize
 from ._batching import BatchStream, steps_for_seconds
 from ._kernels import _network as K
 from ._sklearn_compat import ConvergenceWarning
+from ._threads import single_threaded_blas
 
 
 class FitState:
@@ -139,42 +140,47 @@ class StochasticRun:
         name = type(est).__name__
         early = self.validation is not None
         try:
-            for _ in range(self.max_epochs):
-                epoch_loss, seen = self._run_epoch()
-                st.n_iter += 1
-                st.t += seen
-                st.loss = float(epoch_loss)
-                st.loss_curve.append(st.loss)
-                if est.verbose:
-                    print("Iteration %d, loss = %.8f" % (st.n_iter, st.loss))
-                if early:
-                    stop = self._check_validation(st)
-                    if stop:
-                        break
-                self._check_finite(name, incremental)
-                if not early:
-                    self._update_loss_improvement(st)
-                if st.optimizer["solver"] == "sgd" and est.learning_rate == "invscaling":
-                    st.optimizer["learning_rate"] = (
-                        est.learning_rate_init / (st.t + 1) ** est.power_t
-                    )
-                if st.no_improvement_count > est.n_iter_no_change:
-                    if self._trigger_stopping(early):
-                        break
-                    st.no_improvement_count = 0
-                if incremental:
-                    break
-                if st.n_iter == self.max_epochs:
-                    warnings.warn(
-                        "Stochastic Optimizer: Maximum iterations (%d) reached and "
-                        "the optimization hasn't converged yet." % self.max_epochs,
-                        ConvergenceWarning,
-                    )
+            with single_threaded_blas():
+                self._epochs(incremental, early, name)
         except KeyboardInterrupt:
             self.interrupted = True
             warnings.warn("Training interrupted by user.", UserWarning)
         if early:
             st.params = st.best_params.copy()
+
+    def _epochs(self, incremental, early, name):
+        est, st = self.est, self.state
+        for _ in range(self.max_epochs):
+            epoch_loss, seen = self._run_epoch()
+            st.n_iter += 1
+            st.t += seen
+            st.loss = float(epoch_loss)
+            st.loss_curve.append(st.loss)
+            if est.verbose:
+                print("Iteration %d, loss = %.8f" % (st.n_iter, st.loss))
+            if early:
+                stop = self._check_validation(st)
+                if stop:
+                    break
+            self._check_finite(name, incremental)
+            if not early:
+                self._update_loss_improvement(st)
+            if st.optimizer["solver"] == "sgd" and est.learning_rate == "invscaling":
+                st.optimizer["learning_rate"] = (
+                    est.learning_rate_init / (st.t + 1) ** est.power_t
+                )
+            if st.no_improvement_count > est.n_iter_no_change:
+                if self._trigger_stopping(early):
+                    break
+                st.no_improvement_count = 0
+            if incremental:
+                break
+            if st.n_iter == self.max_epochs:
+                warnings.warn(
+                    "Stochastic Optimizer: Maximum iterations (%d) reached and "
+                    "the optimization hasn't converged yet." % self.max_epochs,
+                    ConvergenceWarning,
+                )
 
     def _check_finite(self, name, incremental):
         st = self.state
