@@ -233,7 +233,7 @@ class _BaseMiniBatchMLP(BaseEstimator):
 
     def _split_validation(self, X, Y, labels, sw, random_state, layout, hidden_code,
                           out_code):
-        stratify = labels if self._stratify_split(Y) else None
+        stratify = self._stratify_labels(Y, labels)
         idx = np.arange(X.shape[0])
         try:
             train_idx, val_idx = train_test_split(
@@ -242,8 +242,9 @@ class _BaseMiniBatchMLP(BaseEstimator):
             )
         except ValueError as exc:
             raise ValueError(
-                f"Could not split a validation set with validation_fraction="
-                f"{self.validation_fraction} from {X.shape[0]} samples: {exc}"
+                f"{exc} (early_stopping=True could not split a validation set "
+                f"with validation_fraction={self.validation_fraction} from "
+                f"{X.shape[0]} samples.)"
             ) from exc
         if val_idx.shape[0] < 2:
             raise ValueError(
@@ -266,9 +267,9 @@ class _BaseMiniBatchMLP(BaseEstimator):
     def _check_finite_after_lbfgs(self, state, incremental):
         if not np.isfinite(state.params).all():
             raise ValueError(
-                f"{type(self).__name__}: lbfgs produced non-finite (NaN or inf) "
-                f"weights after {state.n_iter} iteration(s). The data may contain "
-                "very large values and need scaling."
+                _training.NONFINITE_MESSAGE
+                + f" ({type(self).__name__}: lbfgs ended with NaN or inf weights "
+                f"after {state.n_iter} iteration(s).)"
             )
 
     def _init_params(self, layout, random_state, dtype):
@@ -546,8 +547,16 @@ class MiniBatchMLPClassifier(ClassifierMixin, _BaseMiniBatchMLP):
     def _output_activation(self):
         return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
 
-    def _stratify_split(self, Y):
-        return not self._label_binarizer.y_type_.startswith("multilabel")
+    def _stratify_labels(self, Y, labels):
+        """What the early-stopping split stratifies on: the binarised column
+        for binary targets (exactly scikit-learn's split), the class labels
+        for multiclass (scikit-learn does not stratify those), nothing for
+        multilabel."""
+        if labels is None:
+            return None
+        if Y.shape[1] == 1:
+            return Y.astype(bool)
+        return self.classes_[labels]
 
     def _validation_targets(self, Y, labels, idx):
         if labels is None:
@@ -784,8 +793,8 @@ class MiniBatchMLPRegressor(RegressorMixin, _BaseMiniBatchMLP):
     def _output_activation(self):
         return "exp" if self.loss == "poisson" else "identity"
 
-    def _stratify_split(self, Y):
-        return False
+    def _stratify_labels(self, Y, labels):
+        return None
 
     def _validation_targets(self, Y, labels, idx):
         y = Y[idx]

@@ -22,6 +22,13 @@ from ._sklearn_compat import ConvergenceWarning
 from ._threads import single_threaded_blas
 
 
+# scikit-learn's wording, kept so code matching on it keeps working
+NONFINITE_MESSAGE = (
+    "Solver produced non-finite parameter weights. The input data may contain "
+    "large values and need to be preprocessed."
+)
+
+
 class FitState:
     """Everything a fit produces or continues from (weights in flat form)."""
 
@@ -187,12 +194,12 @@ class StochasticRun:
         if not np.isfinite(st.params).all():
             call = "partial_fit" if incremental else "fit"
             raise ValueError(
-                f"{name}.{call}: the weights became non-finite (NaN or inf) in "
-                f"epoch {st.n_iter} (training loss {st.loss!r}). The data may "
-                "contain very large values and need scaling, or learning_rate_init "
-                f"(={self.est.learning_rate_init}) may be too large."
-                + (" The model is left as it was before this call." if incremental
-                   else "")
+                NONFINITE_MESSAGE
+                + f" ({name}.{call}: the weights became NaN or inf in epoch "
+                f"{st.n_iter}, training loss {st.loss!r}; a smaller "
+                f"learning_rate_init than {self.est.learning_rate_init} may help."
+                + (" The model is left as it was before this call.)" if incremental
+                   else ")")
             )
 
     def _update_loss_improvement(self, st):
