@@ -1,6 +1,7 @@
 """The flat parameter layout shared by the estimators and the kernels."""
 
 import numpy as np
+import scipy.sparse as sp
 
 from ._kernels import _network as K
 
@@ -63,16 +64,57 @@ class Layout:
         return coefs, intercepts
 
 
-def predict_rows(X, params, layout, hidden_code, out_code, max_buffer=1 << 21):
-    """Output activations for every row of C-contiguous ``X`` (compiled,
-    in chunks so the activation buffer stays below ``max_buffer`` values)."""
-    n = X.shape[0]
+class KernelInput:
+    """X as the kernels take it: a dense C-contiguous matrix, or a CSR matrix
+    as its three arrays plus an empty ``(0, n_features)`` dense placeholder
+    (kernel arguments keep one type either way, so the dense and the sparse
+    path share one compiled specialisation)."""
+
+    _EMPTY_INDEX = np.empty(0, dtype=np.int32)
+
+    def __init__(self, X):
+        self.n_rows, self.n_features = X.shape
+        self.dtype = X.dtype
+        if sp.issparse(X):
+            X = X.tocsr()  # once per fit or predict call; a no-op for CSR
+            if not X.has_sorted_indices:
+                X = X.sorted_indices()
+            self.sparse = True
+            self.data = np.ascontiguousarray(X.data)
+            self.indices = np.ascontiguousarray(X.indices)
+            self.indptr = np.ascontiguousarray(X.indptr)
+            self.dense = np.empty((0, self.n_features), dtype=self.dtype)
+        else:
+            self.sparse = False
+            self.dense = np.ascontiguousarray(X)
+            self.data = np.empty(0, dtype=self.dtype)
+            self.indices = self.indptr = self._EMPTY_INDEX
+
+    def args(self):
+        """``(X, sp_data, sp_indices, sp_indptr, sparse)`` for a kernel."""
+        return self.dense, self.data, self.indices, self.indptr, self.sparse
+
+    def take_rows(self, idx):
+        """A new :class:`KernelInput` holding rows ``idx`` (used once per fit
+        for the early-stopping split)."""
+        if self.sparse:
+            X = sp.csr_matrix((self.data, self.indices, self.indptr),
+                              shape=(self.n_rows, self.n_features))
+            return KernelInput(X[idx])
+        return KernelInput(self.dense[idx])
+
+
+def predict_rows(Xin, params, layout, hidden_code, out_code, max_buffer=1 << 21):
+    """Output activations for every row of ``Xin`` (a :class:`KernelInput`),
+    compiled, in chunks so the activation buffer stays below ``max_buffer``
+    values."""
+    n = Xin.n_rows
     width = int(layout.units[1:].sum())
     chunk = int(max(1, min(n, max(64, max_buffer // max(width, 1)))))
     acts = np.empty(layout.act_size(chunk), dtype=params.dtype)
     result = np.empty((n, int(layout.units[-1])), dtype=params.dtype)
     if n:
-        K.predict_chunked(X, params, layout.units, layout.coef_off, layout.icpt_off,
-                          acts, layout.act_offsets(chunk), hidden_code, out_code,
-                          result, chunk)
+        K.predict_chunked(*Xin.args(), n, params, layout.units, layout.coef_off,
+                          layout.icpt_off, acts, layout.act_offsets(chunk),
+                          hidden_code, out_code, result, chunk)
     return result

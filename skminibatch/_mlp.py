@@ -12,7 +12,7 @@ from . import _training
 from ._docs import fill
 from ._batching import resolve_batch_size, resolve_steps_per_epoch
 from ._kernels import _network as K
-from ._layout import Layout, predict_rows
+from ._layout import KernelInput, Layout, predict_rows
 from ._sklearn_compat import (
     BaseEstimator,
     ClassifierMixin,
@@ -153,17 +153,17 @@ class _BaseMiniBatchMLP(BaseEstimator):
             not self.warm_start and not incremental
         )
         X, y = validate_data(
-            self, X, y, accept_sparse=False, multi_output=True,
+            self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
             dtype=(np.float64, np.float32), y_numeric=not self._is_classifier(),
             reset=first_pass,
         )
-        X = np.ascontiguousarray(X)
+        X = KernelInput(X)  # CSC -> CSR here, once per fit
         dtype = X.dtype
         Y, labels = self._encode_y(y, incremental, first_pass, classes)
         Y = np.ascontiguousarray(Y, dtype=dtype)
-        sw = _check_weights(sample_weight, X.shape[0], dtype)
+        sw = _check_weights(sample_weight, X.n_rows, dtype)
 
-        units = [X.shape[1], *hidden, Y.shape[1]]
+        units = [X.n_features, *hidden, Y.shape[1]]
         layout = Layout(units)
         random_state = check_random_state(self.random_state)
         state = _training.FitState()
@@ -221,7 +221,7 @@ class _BaseMiniBatchMLP(BaseEstimator):
             state.best_loss = None
         elif state.best_loss is None:
             state.best_loss = np.inf
-        n_train = X.shape[0]
+        n_train = X.n_rows
         batch_size = resolve_batch_size(self.batch_size, n_train)
         steps = resolve_steps_per_epoch(self.steps_per_epoch, n_train, batch_size)
         run = _training.StochasticRun(
@@ -241,7 +241,7 @@ class _BaseMiniBatchMLP(BaseEstimator):
     def _split_validation(self, X, Y, labels, sw, random_state, layout, hidden_code,
                           out_code):
         stratify = self._stratify_labels(Y, labels)
-        idx = np.arange(X.shape[0])
+        idx = np.arange(X.n_rows)
         try:
             train_idx, val_idx = train_test_split(
                 idx, random_state=random_state, test_size=self.validation_fraction,
@@ -251,14 +251,14 @@ class _BaseMiniBatchMLP(BaseEstimator):
             raise ValueError(
                 f"{exc} (early_stopping=True could not split a validation set "
                 f"with validation_fraction={self.validation_fraction} from "
-                f"{X.shape[0]} samples.)"
+                f"{X.n_rows} samples.)"
             ) from exc
         if val_idx.shape[0] < 2:
             raise ValueError(
                 "The validation set is too small. Increase 'validation_fraction' "
                 "or the size of your dataset."
             )
-        X_val = np.ascontiguousarray(X[val_idx])
+        X_val = X.take_rows(val_idx)
         y_val = self._validation_targets(Y, labels, val_idx)
         sw_val = None if np.all(sw == 1) else sw[val_idx].astype(np.float64)
 
@@ -268,7 +268,7 @@ class _BaseMiniBatchMLP(BaseEstimator):
                 return float("nan")
             return float(self._score_outputs(out, y_v, sw_v))
 
-        return (np.ascontiguousarray(X[train_idx]), np.ascontiguousarray(Y[train_idx]),
+        return (X.take_rows(train_idx), np.ascontiguousarray(Y[train_idx]),
                 np.ascontiguousarray(sw[train_idx]), (X_val, y_val, sw_val, score))
 
     def _check_finite_after_lbfgs(self, state, incremental):
@@ -325,10 +325,10 @@ class _BaseMiniBatchMLP(BaseEstimator):
     # -------------------------------------------------------------- predict
     def _forward(self, X):
         check_is_fitted(self)
-        X = validate_data(self, X, accept_sparse=False, reset=False,
+        X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False,
                           dtype=(np.float64, np.float32))
-        X = np.ascontiguousarray(X)
-        layout = Layout([X.shape[1], *[c.shape[1] for c in self.coefs_]])
+        X = KernelInput(X)
+        layout = Layout([X.n_features, *[c.shape[1] for c in self.coefs_]])
         params = layout.pack(self.coefs_, self.intercepts_, X.dtype)
         return predict_rows(X, params, layout, K.HIDDEN_CODES[self.activation],
                             _OUT_CODES[self.out_activation_])
@@ -346,7 +346,7 @@ class _BaseMiniBatchMLP(BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = False
+        tags.input_tags.sparse = True
         return tags
 
 

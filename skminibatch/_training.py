@@ -94,9 +94,12 @@ class StochasticRun:
         self.steps_per_epoch = steps_per_epoch
         self.validation = validation  # (X_val, y_val, sw_val, score_fn) or None
         self.max_epochs = est.max_iter if max_epochs is None else max_epochs
-        self.stream = BatchStream(X.shape[0], batch_size, est.shuffle, random_state)
+        self.stream = BatchStream(X.n_rows, batch_size, est.shuffle, random_state)
         dtype = X.dtype
-        self.buffers = _EpochBuffers(layout, batch_size, X.shape[1], Y.shape[1], dtype)
+        # sparse input is read in place: no dense batch buffer
+        xb_features = 0 if X.sparse else X.n_features
+        self.buffers = _EpochBuffers(layout, batch_size, xb_features, Y.shape[1],
+                                     dtype)
         self.dtype = dtype
         self._steps_per_call = 1
         self.interrupted = False
@@ -108,7 +111,7 @@ class StochasticRun:
             [opt["learning_rate"], est.momentum, est.beta_1, est.beta_2,
              est.epsilon, est.alpha, np.finfo(self.dtype).eps,
              est.learning_rate_init],
-            dtype=self.dtype,
+            dtype=np.float64,
         )
 
     def _run_epoch(self):
@@ -124,7 +127,8 @@ class StochasticRun:
             n_steps = min(remaining, room, self._steps_per_call)
             t0 = time.perf_counter()
             part_loss, part_seen = K.train_steps(
-                self.X, self.Y, self.sw, self.stream.order, self.stream.next_batch,
+                *self.X.args(), self.Y, self.sw, self.stream.order,
+                self.stream.next_batch,
                 n_steps, self.batch_size, st.params, b.grads, opt["state1"],
                 opt["state2"], hyper, lay.units, lay.coef_off, lay.icpt_off,
                 b.Xb, b.Yb, b.swb, b.acts, b.deltas, b.act_off, self.hidden_code,
@@ -258,7 +262,7 @@ class StochasticRun:
 def run_lbfgs(est, layout, hidden_code, out_code, X, Y, sw, state):
     """Full-batch L-BFGS-B (scipy) on the compiled loss and gradient."""
     dtype = X.dtype
-    n = X.shape[0]
+    n = X.n_rows
     width = int(layout.units[1:].sum())
     chunk = int(max(1, min(n, max(256, (1 << 21) // max(width, 1)))))
     acts = np.empty(layout.act_size(chunk), dtype=dtype)
@@ -272,7 +276,8 @@ def run_lbfgs(est, layout, hidden_code, out_code, X, Y, sw, state):
 
     def loss_and_grad(x):
         params[:] = x
-        loss = K.full_loss_grad(X, Y, sw, params, grads, chunk_grads, layout.units,
+        loss = K.full_loss_grad(*X.args(), Y, sw, params, grads, chunk_grads,
+                                layout.units,
                                 layout.coef_off, layout.icpt_off, acts, deltas,
                                 act_off, hidden_code, out_code, alpha, eps, chunk)
         return loss, grads.astype(np.float64)

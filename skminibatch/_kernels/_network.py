@@ -185,20 +185,47 @@ def layer_view(buf, off, n, m):
 
 # ---------------------------------------------------------------------------
 # forward / backward on one batch
+#
+# The input of a batch is either dense rows ``Xd[:nb]`` or, when ``sparse``,
+# rows ``rows[:nb]`` of a CSR matrix given by (sp_data, sp_indices,
+# sp_indptr); only the first layer looks at it. Sparse rows are never
+# densified: the first layer's product and weight gradient run over the
+# nonzeros.
 # ---------------------------------------------------------------------------
 @kernel
-def forward(params, Xb, nb, units, coef_off, icpt_off, acts, act_off, hidden, out):
-    """Forward pass of ``nb`` rows of ``Xb``; fills every layer's activations
-    in ``acts`` (the output layer holds the output activation)."""
+def first_layer_forward(params, Xd, sp_data, sp_indices, sp_indptr, rows, sparse,
+                        nb, units, coef_off, acts, act_off):
+    fi = units[0]
+    fo = units[1]
+    W = layer_view(params, coef_off[0], fi, fo)
+    A = layer_view(acts, act_off[1], nb, fo)
+    if sparse:
+        A[:, :] = 0
+        for r in range(nb):
+            i = rows[r]
+            for k in range(sp_indptr[i], sp_indptr[i + 1]):
+                j = sp_indices[k]
+                v = sp_data[k]
+                for c in range(fo):
+                    A[r, c] += v * W[j, c]
+    else:
+        np.dot(Xd[:nb], W, A)
+
+
+@kernel
+def forward_any(params, Xd, sp_data, sp_indices, sp_indptr, rows, sparse, nb,
+                units, coef_off, icpt_off, acts, act_off, hidden, out):
+    """Forward pass of one batch; fills every layer's activations in
+    ``acts`` (the output layer holds the output activation)."""
     n_layers = units.shape[0] - 1
+    first_layer_forward(params, Xd, sp_data, sp_indices, sp_indptr, rows, sparse,
+                        nb, units, coef_off, acts, act_off)
     for l in range(n_layers):
         fi = units[l]
         fo = units[l + 1]
-        W = layer_view(params, coef_off[l], fi, fo)
         A = layer_view(acts, act_off[l + 1], nb, fo)
-        if l == 0:
-            np.dot(Xb[:nb], W, A)
-        else:
+        if l > 0:
+            W = layer_view(params, coef_off[l], fi, fo)
             np.dot(layer_view(acts, act_off[l], nb, fi), W, A)
         b = params[icpt_off[l]:icpt_off[l] + fo]
         for i in range(nb):
@@ -211,8 +238,8 @@ def forward(params, Xb, nb, units, coef_off, icpt_off, acts, act_off, hidden, ou
 
 
 @kernel
-def backward(params, grads, Xb, nb, units, coef_off, icpt_off, acts, deltas,
-             act_off, hidden):
+def backward_any(params, grads, Xd, sp_data, sp_indices, sp_indptr, rows, sparse,
+                 nb, units, coef_off, icpt_off, acts, deltas, act_off, hidden):
     """Backpropagate the output delta (already in ``deltas``); writes the
     *unnormalised* gradient sums ``A^T delta`` and ``sum(delta)`` into
     ``grads`` (no L2 term, not divided by the weight sum)."""
@@ -222,10 +249,19 @@ def backward(params, grads, Xb, nb, units, coef_off, icpt_off, acts, deltas,
         fo = units[l + 1]
         D = layer_view(deltas, act_off[l + 1], nb, fo)
         G = layer_view(grads, coef_off[l], fi, fo)
-        if l == 0:
-            np.dot(Xb[:nb].T, D, G)
-        else:
+        if l > 0:
             np.dot(layer_view(acts, act_off[l], nb, fi).T, D, G)
+        elif sparse:
+            G[:, :] = 0
+            for r in range(nb):
+                i = rows[r]
+                for k in range(sp_indptr[i], sp_indptr[i + 1]):
+                    j = sp_indices[k]
+                    v = sp_data[k]
+                    for c in range(fo):
+                        G[j, c] += v * D[r, c]
+        else:
+            np.dot(Xd[:nb].T, D, G)
         gb = grads[icpt_off[l]:icpt_off[l] + fo]
         gb[:] = 0
         for i in range(nb):
@@ -249,37 +285,65 @@ def l2_sum(params, n_coef):
 
 
 @kernel
-def finalize_grads(params, grads, n_coef, alpha, sw_sum):
+def finalize_grads(params, grads, n_coef, alpha, inv_sw_sum):
     """``grad = (sum + alpha * W) / sw_sum`` for coefficients,
-    ``sum / sw_sum`` for intercepts (scikit-learn's scaling)."""
-    inv = 1.0 / sw_sum
+    ``sum / sw_sum`` for intercepts (scikit-learn's scaling). ``alpha`` and
+    ``inv_sw_sum`` come in the weights' dtype."""
     for k in range(n_coef):
-        grads[k] = (grads[k] + alpha * params[k]) * inv
+        grads[k] = (grads[k] + alpha * params[k]) * inv_sw_sum
     for k in range(n_coef, params.shape[0]):
-        grads[k] = grads[k] * inv
+        grads[k] = grads[k] * inv_sw_sum
+
+
+@kernel
+def batch_loss_grad_any(params, grads, Xd, sp_data, sp_indices, sp_indptr, rows,
+                        sparse, Yb, swb, nb, units, coef_off, icpt_off, acts,
+                        deltas, act_off, hidden, out, alpha, eps, scratch):
+    """Loss (with L2 term) and normalised gradient of one batch.
+
+    ``alpha`` is float64; ``scratch`` is a length-2 array of the weights'
+    dtype used to hand scalars to the loops in that dtype.
+    """
+    last = units.shape[0] - 1
+    forward_any(params, Xd, sp_data, sp_indices, sp_indptr, rows, sparse, nb,
+                units, coef_off, icpt_off, acts, act_off, hidden, out)
+    P = layer_view(acts, act_off[last], nb, units[last])
+    D = layer_view(deltas, act_off[last], nb, units[last])
+    data = output_loss_and_delta(out, P, Yb[:nb], swb[:nb], D, eps)
+    backward_any(params, grads, Xd, sp_data, sp_indices, sp_indptr, rows, sparse,
+                 nb, units, coef_off, icpt_off, acts, deltas, act_off, hidden)
+    sw_sum = 0.0
+    for i in range(nb):
+        sw_sum += swb[i]
+    n_coef = icpt_off[0]
+    scratch[0] = alpha
+    scratch[1] = 1.0 / sw_sum
+    finalize_grads(params, grads, n_coef, scratch[0], scratch[1])
+    return (data + 0.5 * alpha * l2_sum(params, n_coef)) / sw_sum
+
+
+# dense conveniences (used by tests and tools)
+@kernel
+def forward(params, Xb, nb, units, coef_off, icpt_off, acts, act_off, hidden, out):
+    """Dense forward pass of ``nb`` rows of ``Xb`` (see :func:`forward_any`)."""
+    ri = np.empty(0, np.int32)
+    forward_any(params, Xb, np.empty(0, params.dtype), ri, ri, ri, False, nb,
+                units, coef_off, icpt_off, acts, act_off, hidden, out)
 
 
 @kernel
 def batch_loss_grad(params, grads, Xb, Yb, swb, nb, units, coef_off, icpt_off,
                     acts, deltas, act_off, hidden, out, alpha, eps):
-    """Loss (with L2 term) and normalised gradient of one gathered batch."""
-    forward(params, Xb, nb, units, coef_off, icpt_off, acts, act_off, hidden, out)
-    n_out = units[units.shape[0] - 1]
-    P = layer_view(acts, act_off[units.shape[0] - 1], nb, n_out)
-    D = layer_view(deltas, act_off[units.shape[0] - 1], nb, n_out)
-    data = output_loss_and_delta(out, P, Yb[:nb], swb[:nb], D, eps)
-    backward(params, grads, Xb, nb, units, coef_off, icpt_off, acts, deltas,
-             act_off, hidden)
-    sw_sum = 0.0
-    for i in range(nb):
-        sw_sum += swb[i]
-    n_coef = icpt_off[0]
-    finalize_grads(params, grads, n_coef, alpha, sw_sum)
-    return (data + 0.5 * alpha * l2_sum(params, n_coef)) / sw_sum
+    """Dense :func:`batch_loss_grad_any`."""
+    ri = np.empty(0, np.int32)
+    return batch_loss_grad_any(params, grads, Xb, np.empty(0, params.dtype), ri, ri,
+                               ri, False, Yb, swb, nb, units, coef_off, icpt_off,
+                               acts, deltas, act_off, hidden, out, alpha, eps,
+                               np.empty(2, params.dtype))
 
 
 # ---------------------------------------------------------------------------
-# optimizer updates
+# optimizer updates (scalars in the weights' dtype)
 # ---------------------------------------------------------------------------
 @kernel
 def sgd_update(params, grads, velocity, lr, momentum, nesterov):
@@ -299,15 +363,16 @@ def sgd_update(params, grads, velocity, lr, momentum, nesterov):
 
 
 @kernel
-def adam_update(params, grads, m1, m2, lr_t, beta_1, beta_2, epsilon):
-    """scikit-learn's Adam with the bias correction folded into ``lr_t``."""
+def adam_update(params, grads, m1, m2, lr_t, beta_1, one_minus_beta_1, beta_2,
+                one_minus_beta_2, epsilon):
+    """scikit-learn's Adam with the bias correction folded into ``lr_t``.
+    ``1 - beta`` come precomputed (in float64, then cast) as scikit-learn
+    computes them."""
     n = params.shape[0]
-    c1 = 1 - beta_1
-    c2 = 1 - beta_2
     for k in range(n):
         g = grads[k]
-        a = beta_1 * m1[k] + c1 * g
-        b = beta_2 * m2[k] + c2 * (g * g)
+        a = beta_1 * m1[k] + one_minus_beta_1 * g
+        b = beta_2 * m2[k] + one_minus_beta_2 * (g * g)
         m1[k] = a
         m2[k] = b
         params[k] -= lr_t * a / (np.sqrt(b) + epsilon)
@@ -317,67 +382,79 @@ def adam_update(params, grads, m1, m2, lr_t, beta_1, beta_2, epsilon):
 # the training loop: many steps in one call
 # ---------------------------------------------------------------------------
 @kernel
-def gather_rows(X, Y, sw, order, start, stop, Xb, Yb, swb):
-    """Copy rows ``order[start:stop]`` of X, Y, sw into the batch buffers."""
+def gather_rows(X, Y, sw, order, start, stop, Xb, Yb, swb, sparse):
+    """Copy rows ``order[start:stop]`` of Y, sw (and X unless sparse) into
+    the batch buffers."""
     nf = X.shape[1]
     no = Y.shape[1]
     for r in range(stop - start):
         i = order[start + r]
-        for j in range(nf):
-            Xb[r, j] = X[i, j]
+        if not sparse:
+            for j in range(nf):
+                Xb[r, j] = X[i, j]
         for j in range(no):
             Yb[r, j] = Y[i, j]
         swb[r] = sw[i]
 
 
 @kernel
-def train_steps(X, Y, sw, order, first_batch, n_steps, batch_size, params, grads,
-                state1, state2, hyper, units, coef_off, icpt_off, Xb, Yb, swb,
-                acts, deltas, act_off, hidden, out, solver, nesterov, adam_t):
+def train_steps(X, sp_data, sp_indices, sp_indptr, sparse, Y, sw, order,
+                first_batch, n_steps, batch_size, params, grads, state1, state2,
+                hyper, units, coef_off, icpt_off, Xb, Yb, swb, acts, deltas,
+                act_off, hidden, out, solver, nesterov, adam_t):
     """Run ``n_steps`` mini-batch steps of the current pass.
 
     Batch ``k`` of the pass is ``order[k*batch_size:(k+1)*batch_size]`` (the
     last one holds the remainder); this runs batches ``first_batch ..
     first_batch + n_steps - 1``, which the caller keeps inside the pass.
+    Input rows come from dense ``X`` or, when ``sparse``, from the CSR
+    arrays (``X`` is then an empty ``(0, n_features)`` placeholder).
 
-    ``hyper`` (params' dtype) = ``[lr, momentum, beta_1, beta_2, epsilon,
-    alpha, eps_clip, lr_init]``; for Adam, ``lr`` is unused and ``adam_t`` is
-    the number of Adam steps taken before this call.
+    ``hyper`` (float64) = ``[lr, momentum, beta_1, beta_2, epsilon, alpha,
+    eps_clip, lr_init]``; for Adam, ``lr`` is unused and ``adam_t`` is the
+    number of Adam steps taken before this call.
 
     Returns ``(sum of batch_loss * batch_len, samples seen)``.
     """
     n = order.shape[0]
-    lr = hyper[0]
-    momentum = hyper[1]
-    beta_1 = hyper[2]
-    beta_2 = hyper[3]
-    epsilon = hyper[4]
     alpha = hyper[5]
-    eps_clip = float(hyper[6])
-    lr_init = float(hyper[7])
-    scratch = np.empty(1, params.dtype)
+    eps_clip = hyper[6]
+    lr_init = hyper[7]
+    beta_1_64 = hyper[2]
+    beta_2_64 = hyper[3]
+    # the optimizer's scalars in the weights' dtype
+    c = np.empty(8, params.dtype)
+    c[0] = hyper[0]
+    c[1] = hyper[1]
+    c[2] = beta_1_64
+    c[3] = 1.0 - beta_1_64
+    c[4] = beta_2_64
+    c[5] = 1.0 - beta_2_64
+    c[6] = hyper[4]
+    scratch = np.empty(2, params.dtype)
     loss_acc = 0.0
     seen = 0
     for s in range(n_steps):
         start = (first_batch + s) * batch_size
         stop = min(start + batch_size, n)
         nb = stop - start
-        gather_rows(X, Y, sw, order, start, stop, Xb, Yb, swb)
-        loss = batch_loss_grad(params, grads, Xb, Yb, swb, nb, units, coef_off,
-                               icpt_off, acts, deltas, act_off, hidden, out,
-                               alpha, eps_clip)
+        gather_rows(X, Y, sw, order, start, stop, Xb, Yb, swb, sparse)
+        loss = batch_loss_grad_any(params, grads, Xb, sp_data, sp_indices,
+                                   sp_indptr, order[start:stop], sparse, Yb, swb,
+                                   nb, units, coef_off, icpt_off, acts, deltas,
+                                   act_off, hidden, out, alpha, eps_clip, scratch)
         loss_acc += loss * nb
         seen += nb
         if solver == SGD:
-            sgd_update(params, grads, state1, lr, momentum, nesterov)
+            sgd_update(params, grads, state1, c[0], c[1], nesterov)
         else:
             t = adam_t + s + 1
             # scikit-learn computes this rate in float64 and applies it in
-            # the weights' dtype; the scratch cell does that cast.
-            scratch[0] = (lr_init * math.sqrt(1.0 - float(beta_2) ** t)
-                          / (1.0 - float(beta_1) ** t))
-            adam_update(params, grads, state1, state2, scratch[0], beta_1,
-                        beta_2, epsilon)
+            # the weights' dtype; the cell c[7] does that cast.
+            c[7] = (lr_init * math.sqrt(1.0 - beta_2_64 ** t)
+                    / (1.0 - beta_1_64 ** t))
+            adam_update(params, grads, state1, state2, c[7], c[2], c[3], c[4],
+                        c[5], c[6])
     return loss_acc, seen
 
 
@@ -385,49 +462,58 @@ def train_steps(X, Y, sw, order, first_batch, n_steps, batch_size, params, grads
 # full batch (L-BFGS) and prediction, in row chunks
 # ---------------------------------------------------------------------------
 @kernel
-def full_loss_grad(X, Y, sw, params, grads, chunk_grads, units, coef_off,
-                   icpt_off, acts, deltas, act_off, hidden, out, alpha, eps, chunk):
-    """Loss (L2 included) and gradient over all rows of X, computed ``chunk``
-    rows at a time so memory stays bounded. Rows are used in place (X must be
+def full_loss_grad(X, sp_data, sp_indices, sp_indptr, sparse, Y, sw, params,
+                   grads, chunk_grads, units, coef_off, icpt_off, acts, deltas,
+                   act_off, hidden, out, alpha, eps, chunk):
+    """Loss (L2 included) and gradient over all rows, computed ``chunk``
+    rows at a time so memory stays bounded. Dense rows are used in place (X
     C-contiguous); ``acts``/``deltas`` are sized for ``chunk`` rows."""
-    n = X.shape[0]
-    n_out = units[units.shape[0] - 1]
+    n = Y.shape[0]
     last = units.shape[0] - 1
+    n_out = units[last]
     grads[:] = 0
     data = 0.0
     sw_sum = 0.0
+    rows = np.arange(n)
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
         nb = stop - start
-        Xc = X[start:stop]
-        forward(params, Xc, nb, units, coef_off, icpt_off, acts, act_off, hidden, out)
+        Xc = X[start:stop] if not sparse else X
+        forward_any(params, Xc, sp_data, sp_indices, sp_indptr, rows[start:stop],
+                    sparse, nb, units, coef_off, icpt_off, acts, act_off, hidden, out)
         P = layer_view(acts, act_off[last], nb, n_out)
         D = layer_view(deltas, act_off[last], nb, n_out)
         data += output_loss_and_delta(out, P, Y[start:stop], sw[start:stop], D, eps)
-        backward(params, chunk_grads, Xc, nb, units, coef_off, icpt_off, acts,
-                 deltas, act_off, hidden)
+        backward_any(params, chunk_grads, Xc, sp_data, sp_indices, sp_indptr,
+                     rows[start:stop], sparse, nb, units, coef_off, icpt_off, acts,
+                     deltas, act_off, hidden)
         for k in range(grads.shape[0]):
             grads[k] += chunk_grads[k]
         for i in range(start, stop):
             sw_sum += sw[i]
     n_coef = icpt_off[0]
-    finalize_grads(params, grads, n_coef, alpha, sw_sum)
+    scratch = np.empty(2, params.dtype)
+    scratch[0] = alpha
+    scratch[1] = 1.0 / sw_sum
+    finalize_grads(params, grads, n_coef, scratch[0], scratch[1])
     return (data + 0.5 * alpha * l2_sum(params, n_coef)) / sw_sum
 
 
 @kernel
-def predict_chunked(X, params, units, coef_off, icpt_off, acts, act_off, hidden,
-                    out, result, chunk):
-    """Output activations for every row of X into ``result``, ``chunk`` rows
-    at a time (``acts`` sized for ``chunk`` rows)."""
-    n = X.shape[0]
+def predict_chunked(X, sp_data, sp_indices, sp_indptr, sparse, n_rows, params,
+                    units, coef_off, icpt_off, acts, act_off, hidden, out, result,
+                    chunk):
+    """Output activations for every row into ``result``, ``chunk`` rows at a
+    time (``acts`` sized for ``chunk`` rows)."""
     last = units.shape[0] - 1
     n_out = units[last]
-    for start in range(0, n, chunk):
-        stop = min(start + chunk, n)
+    rows = np.arange(n_rows)
+    for start in range(0, n_rows, chunk):
+        stop = min(start + chunk, n_rows)
         nb = stop - start
-        forward(params, X[start:stop], nb, units, coef_off, icpt_off, acts,
-                act_off, hidden, out)
+        Xc = X[start:stop] if not sparse else X
+        forward_any(params, Xc, sp_data, sp_indices, sp_indptr, rows[start:stop],
+                    sparse, nb, units, coef_off, icpt_off, acts, act_off, hidden, out)
         P = layer_view(acts, act_off[last], nb, n_out)
         for i in range(nb):
             for j in range(n_out):
