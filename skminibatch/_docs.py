@@ -105,6 +105,11 @@ ATTRIBUTES = """
     validation_scores_ : list of float or None
         Held-out score after every epoch when ``early_stopping=True``.
 
+    validation_loss_curve_ : list of float or None
+        Held-out loss after every epoch when ``early_stopping=True`` (the
+        training loss's formula on the validation set, L2 term included).
+        scikit-learn's MLP has no such attribute.
+
     best_validation_score_ : float or None
         Best of ``validation_scores_``.
 

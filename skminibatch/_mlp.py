@@ -29,6 +29,7 @@ from ._sklearn_compat import (
     check_is_fitted,
     check_random_state,
     column_or_1d,
+    compute_class_weight,
     r2_score,
     train_test_split,
     type_of_target,
@@ -161,7 +162,9 @@ class _BaseMiniBatchMLP(BaseEstimator):
         dtype = X.dtype
         Y, labels = self._encode_y(y, incremental, first_pass, classes)
         Y = np.ascontiguousarray(Y, dtype=dtype)
-        sw = _check_weights(sample_weight, X.n_rows, dtype)
+        sw = self._apply_class_weight(
+            _check_weights(sample_weight, X.n_rows, dtype), labels, incremental
+        )
 
         units = [X.n_features, *hidden, Y.shape[1]]
         layout = Layout(units)
@@ -186,7 +189,7 @@ class _BaseMiniBatchMLP(BaseEstimator):
             self.batch_size_ = None
             self.steps_per_epoch_ = None
             for name in ("loss_curve_", "best_loss_", "validation_scores_",
-                         "best_validation_score_"):
+                         "validation_loss_curve_", "best_validation_score_"):
                 self.__dict__.pop(name, None)
         else:
             self._run_stochastic(X, Y, labels, sw, layout, hidden_code, out_code,
@@ -216,6 +219,7 @@ class _BaseMiniBatchMLP(BaseEstimator):
                 X, Y, labels, sw, random_state, layout, hidden_code, out_code
             )
             state.validation_scores = []
+            state.validation_loss_curve = []
             state.best_validation_score = -np.inf
             state.best_params = state.params.copy()
             state.best_loss = None
@@ -234,6 +238,7 @@ class _BaseMiniBatchMLP(BaseEstimator):
         self.loss_curve_ = state.loss_curve
         self.best_loss_ = state.best_loss
         self.validation_scores_ = state.validation_scores
+        self.validation_loss_curve_ = state.validation_loss_curve
         self.best_validation_score_ = state.best_validation_score
         self._no_improvement_count = state.no_improvement_count
         self._optimizer_state = state.optimizer
@@ -260,16 +265,31 @@ class _BaseMiniBatchMLP(BaseEstimator):
             )
         X_val = X.take_rows(val_idx)
         y_val = self._validation_targets(Y, labels, val_idx)
-        sw_val = None if np.all(sw == 1) else sw[val_idx].astype(np.float64)
+        sw_score = None if np.all(sw == 1) else sw[val_idx].astype(np.float64)
+        Y_val = np.ascontiguousarray(Y[val_idx])
+        sw_val = np.ascontiguousarray(sw[val_idx])
+        eps = float(np.finfo(X.dtype).eps)
+        alpha = float(self.alpha)
 
-        def score(params, X_v, y_v, sw_v):
-            out = predict_rows(X_v, params, layout, hidden_code, out_code)
+        def evaluate(params):
+            """(score, loss) on the held-out set; NaN when outputs are not
+            finite. The loss is the training loss's formula (L2 term divided
+            by the validation weight sum)."""
+            out = predict_rows(X_val, params, layout, hidden_code, out_code)
             if not np.isfinite(out).all():
-                return float("nan")
-            return float(self._score_outputs(out, y_v, sw_v))
+                return float("nan"), float("nan")
+            score = float(self._score_outputs(out, y_val, sw_score))
+            data = K.output_loss_and_delta(out_code, out, Y_val, sw_val,
+                                           np.empty_like(out), eps)
+            coefs = params[:layout.n_coef].astype(np.float64)
+            loss = (data + 0.5 * alpha * float(coefs @ coefs)) / float(sw_val.sum())
+            return score, float(loss)
 
         return (X.take_rows(train_idx), np.ascontiguousarray(Y[train_idx]),
-                np.ascontiguousarray(sw[train_idx]), (X_val, y_val, sw_val, score))
+                np.ascontiguousarray(sw[train_idx]), evaluate)
+
+    def _apply_class_weight(self, sw, labels, incremental):
+        return sw
 
     def _check_finite_after_lbfgs(self, state, incremental):
         if not np.isfinite(state.params).all():
@@ -363,6 +383,13 @@ class MiniBatchMLPClassifier(ClassifierMixin, _BaseMiniBatchMLP):
     ----------
 %(parameters)s
 
+    class_weight : dict, 'balanced' or None, default=None
+        Weight of each class, multiplied into ``sample_weight``: a dict
+        ``{label: weight}`` (missing labels weigh 1), or ``'balanced'`` for
+        ``n_samples / (n_classes * count(label))``. Single-label targets only;
+        ``partial_fit`` takes a dict only. scikit-learn's MLPClassifier has no
+        such parameter.
+
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
@@ -418,8 +445,14 @@ class MiniBatchMLPClassifier(ClassifierMixin, _BaseMiniBatchMLP):
         n_iter_no_change=10,
         max_fun=15000,
         steps_per_epoch=None,
+        class_weight=None,
     ):
         _store_params(self, locals())
+
+    _parameter_constraints: dict = {
+        **_BaseMiniBatchMLP._parameter_constraints,
+        "class_weight": [None, dict, StrOptions({"balanced"})],
+    }
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
@@ -427,7 +460,7 @@ class MiniBatchMLPClassifier(ClassifierMixin, _BaseMiniBatchMLP):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Training data (float32 input trains in float32).
         y : array-like of shape (n_samples,) or (n_samples, n_labels)
             Class labels, or a label indicator matrix (multilabel).
@@ -527,6 +560,27 @@ class MiniBatchMLPClassifier(ClassifierMixin, _BaseMiniBatchMLP):
         else:
             labels = np.searchsorted(self.classes_, y)
         return Y, labels
+
+    def _apply_class_weight(self, sw, labels, incremental):
+        """Multiply sample weights by the weight of each sample's class."""
+        if self.class_weight is None:
+            return sw
+        if labels is None:
+            raise ValueError(
+                "class_weight is not supported for multilabel targets; pass "
+                "sample_weight instead."
+            )
+        if incremental and isinstance(self.class_weight, str):
+            raise ValueError(
+                "class_weight='balanced' is not supported by partial_fit: one call "
+                "sees only part of the data. Compute the weights once with "
+                "sklearn.utils.class_weight.compute_class_weight('balanced', "
+                "classes=..., y=...) and pass them as a dict."
+            )
+        per_class = compute_class_weight(
+            self.class_weight, classes=self.classes_, y=self.classes_[labels]
+        )
+        return np.ascontiguousarray(sw * per_class[labels].astype(sw.dtype))
 
     def _output_activation(self):
         return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"

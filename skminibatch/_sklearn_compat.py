@@ -15,6 +15,7 @@ from sklearn.metrics import accuracy_score, r2_score  # noqa: F401
 from sklearn.model_selection import train_test_split  # noqa: F401
 from sklearn.preprocessing import LabelBinarizer  # noqa: F401
 from sklearn.utils import check_random_state  # noqa: F401
+from sklearn.utils.class_weight import compute_class_weight  # noqa: F401
 from sklearn.utils._param_validation import (  # noqa: F401  private
     Interval,
     Options,

@@ -41,6 +41,7 @@ class FitState:
         self.best_loss = np.inf
         self.no_improvement_count = 0
         self.validation_scores = None
+        self.validation_loss_curve = None
         self.best_validation_score = None
         self.best_params = None
         self.optimizer = None  # dict, see new_optimizer_state
@@ -92,7 +93,7 @@ class StochasticRun:
         self.state = state
         self.batch_size = batch_size
         self.steps_per_epoch = steps_per_epoch
-        self.validation = validation  # (X_val, y_val, sw_val, score_fn) or None
+        self.validation = validation  # params -> (score, loss), or None
         self.max_epochs = est.max_iter if max_epochs is None else max_epochs
         self.stream = BatchStream(X.n_rows, batch_size, est.shuffle, random_state)
         dtype = X.dtype
@@ -216,9 +217,9 @@ class StochasticRun:
 
     def _check_validation(self, st):
         """Score the held-out set; returns True when training must end."""
-        X_val, y_val, sw_val, score_fn = self.validation
-        score = score_fn(st.params, X_val, y_val, sw_val)
+        score, loss = self.validation(st.params)
         st.validation_scores.append(score)
+        st.validation_loss_curve.append(loss)
         if self.est.verbose:
             print("Validation score: %f" % score)
         if not np.isfinite(score):
