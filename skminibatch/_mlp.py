@@ -189,7 +189,8 @@ class _BaseMiniBatchMLP(BaseEstimator):
             self.batch_size_ = None
             self.steps_per_epoch_ = None
             for name in ("loss_curve_", "best_loss_", "validation_scores_",
-                         "validation_loss_curve_", "best_validation_score_"):
+                         "validation_loss_curve_", "best_validation_score_",
+                         "_best_params", "_optimizer_state"):
                 self.__dict__.pop(name, None)
         else:
             self._run_stochastic(X, Y, labels, sw, layout, hidden_code, out_code,
@@ -218,10 +219,13 @@ class _BaseMiniBatchMLP(BaseEstimator):
             X, Y, sw, validation = self._split_validation(
                 X, Y, labels, sw, random_state, layout, hidden_code, out_code
             )
-            state.validation_scores = []
-            state.validation_loss_curve = []
-            state.best_validation_score = -np.inf
-            state.best_params = state.params.copy()
+            if state.validation_scores is None or state.best_params is None:
+                state.validation_scores = []
+                state.validation_loss_curve = []
+                state.best_validation_score = -np.inf
+                state.best_params = state.params.copy()
+            # else: a warm start continues the records and the best weights
+            # so far, as scikit-learn does
             state.best_loss = None
         elif state.best_loss is None:
             state.best_loss = np.inf
@@ -239,6 +243,7 @@ class _BaseMiniBatchMLP(BaseEstimator):
         self.best_loss_ = state.best_loss
         self.validation_scores_ = state.validation_scores
         self.validation_loss_curve_ = state.validation_loss_curve
+        self._best_params = state.best_params
         self.best_validation_score_ = state.best_validation_score
         self._no_improvement_count = state.no_improvement_count
         self._optimizer_state = state.optimizer
@@ -341,6 +346,15 @@ class _BaseMiniBatchMLP(BaseEstimator):
         best = getattr(self, "best_loss_", np.inf)
         state.best_loss = np.inf if best is None else best
         state.no_improvement_count = getattr(self, "_no_improvement_count", 0)
+        scores = getattr(self, "validation_scores_", None)
+        best_params = getattr(self, "_best_params", None)
+        if scores is not None and best_params is not None \
+                and best_params.shape == state.params.shape:
+            state.validation_scores = list(scores)
+            state.validation_loss_curve = list(
+                getattr(self, "validation_loss_curve_", None) or [])
+            state.best_validation_score = self.best_validation_score_
+            state.best_params = best_params.astype(state.params.dtype)
 
     # -------------------------------------------------------------- predict
     def _forward(self, X):

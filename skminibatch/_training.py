@@ -127,13 +127,14 @@ class StochasticRun:
             room = self.stream.room_in_pass()
             n_steps = min(remaining, room, self._steps_per_call)
             t0 = time.perf_counter()
-            part_loss, part_seen = K.train_steps(
+            loss_sum, part_seen = K.train_steps(
                 *self.X.args(), self.Y, self.sw, self.stream.order,
                 self.stream.next_batch,
                 n_steps, self.batch_size, st.params, b.grads, opt["state1"],
                 opt["state2"], hyper, lay.units, lay.coef_off, lay.icpt_off,
                 b.Xb, b.Yb, b.swb, b.acts, b.deltas, b.act_off, self.hidden_code,
                 self.out_code, solver, bool(est.nesterovs_momentum), opt["adam_t"],
+                loss_sum,
             )
             elapsed = time.perf_counter() - t0
             # hand control back to Python about every 0.2 s (Ctrl-C, progress)
@@ -142,7 +143,6 @@ class StochasticRun:
             if solver == K.ADAM:
                 opt["adam_t"] += n_steps
             remaining -= n_steps
-            loss_sum += part_loss
             seen += part_seen
         return loss_sum / seen, seen
 

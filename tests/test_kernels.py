@@ -423,7 +423,7 @@ class Trainer:
                              BATCH, self.params, self.grads, self.state1, self.state2,
                              self.hyper, self.units, self.coef_off, self.icpt_off,
                              self.Xb, self.Yb, self.swb, self.acts, self.deltas,
-                             self.act_off, hc, oc, solver, nesterov, adam_t)
+                             self.act_off, hc, oc, solver, nesterov, adam_t, 0.0)
 
     def reference(self, params, state1, state2, first_batch, n_steps, adam_t=0):
         """Naive gradient + naive update, batch after batch (float64)."""

@@ -401,7 +401,7 @@ def gather_rows(X, Y, sw, order, start, stop, Xb, Yb, swb, sparse):
 def train_steps(X, sp_data, sp_indices, sp_indptr, sparse, Y, sw, order,
                 first_batch, n_steps, batch_size, params, grads, state1, state2,
                 hyper, units, coef_off, icpt_off, Xb, Yb, swb, acts, deltas,
-                act_off, hidden, out, solver, nesterov, adam_t):
+                act_off, hidden, out, solver, nesterov, adam_t, loss_acc):
     """Run ``n_steps`` mini-batch steps of the current pass.
 
     Batch ``k`` of the pass is ``order[k*batch_size:(k+1)*batch_size]`` (the
@@ -414,7 +414,11 @@ def train_steps(X, sp_data, sp_indices, sp_indptr, sparse, Y, sw, order,
     eps_clip, lr_init]``; for Adam, ``lr`` is unused and ``adam_t`` is the
     number of Adam steps taken before this call.
 
-    Returns ``(sum of batch_loss * batch_len, samples seen)``.
+    ``loss_acc`` is the epoch's running sum of ``batch_loss * batch_len``
+    so far: it is carried through the call (not restarted at 0) so the sum is
+    added up in the same order however an epoch is split into calls.
+
+    Returns ``(updated loss_acc, samples seen by this call)``.
     """
     n = order.shape[0]
     alpha = hyper[5]
@@ -432,7 +436,6 @@ def train_steps(X, sp_data, sp_indices, sp_indptr, sparse, Y, sw, order,
     c[5] = 1.0 - beta_2_64
     c[6] = hyper[4]
     scratch = np.empty(2, params.dtype)
-    loss_acc = 0.0
     seen = 0
     for s in range(n_steps):
         start = (first_batch + s) * batch_size
