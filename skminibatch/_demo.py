@@ -270,12 +270,27 @@ def sklearn_twin(pipeline):
     Returns
     -------
     twin : sklearn.pipeline.Pipeline
-        Unfitted; every classifier hyperparameter copied except
-        ``steps_per_epoch``, which scikit-learn does not have (its epochs
-        are always one pass).
+        Unfitted; every classifier hyperparameter copied except those
+        scikit-learn's MLP does not have, such as ``steps_per_epoch`` (its
+        epochs are always one pass).
+
+    Raises
+    ------
+    ValueError
+        If a hyperparameter scikit-learn's MLP lacks, other than
+        ``steps_per_epoch``, is set away from its default: the twin would
+        not train the same model.
     """
     params = pipeline.named_steps["mlp"].get_params()
-    params.pop("steps_per_epoch")
+    theirs = MLPClassifier().get_params()
+    defaults = MiniBatchMLPClassifier().get_params()
+    for name in sorted(set(params) - set(theirs)):
+        value = params.pop(name)
+        if name != "steps_per_epoch" and value != defaults[name]:
+            raise ValueError(
+                f"{name}={value!r} has no counterpart in scikit-learn's "
+                "MLPClassifier; leave it at its default to compare."
+            )
     return Pipeline([
         ("scale", clone(pipeline.named_steps["scale"])),
         ("mlp", MLPClassifier(**params)),
