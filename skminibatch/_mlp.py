@@ -236,6 +236,7 @@ class _BaseMiniBatchMLP(BaseEstimator):
             self, layout, hidden_code, out_code, X, Y, sw, state, batch_size, steps,
             random_state, validation=validation,
         )
+        run.on_epoch_end = self._make_epoch_hook(run)
         run.run(incremental)
         self.batch_size_ = batch_size
         self.steps_per_epoch_ = steps
@@ -295,6 +296,10 @@ class _BaseMiniBatchMLP(BaseEstimator):
 
     def _apply_class_weight(self, sw, labels, incremental):
         return sw
+
+    def _make_epoch_hook(self, run):
+        """``hook(state) -> stop?`` called after every epoch, or None."""
+        return None
 
     def _check_finite_after_lbfgs(self, state, incremental):
         if not np.isfinite(state.params).all():

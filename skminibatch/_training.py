@@ -104,6 +104,10 @@ class StochasticRun:
         self.dtype = dtype
         self._steps_per_call = 1
         self.interrupted = False
+        # optional ``hook(state) -> bool``, called after every finished epoch
+        # (after the stopping rules' bookkeeping); returning True ends
+        # training. The estimators use it for scikit-learn's callbacks.
+        self.on_epoch_end = None
 
     # -- one epoch ----------------------------------------------------------
     def _hyper(self):
@@ -185,6 +189,8 @@ class StochasticRun:
                 if self._trigger_stopping(early):
                     break
                 st.no_improvement_count = 0
+            if self.on_epoch_end is not None and self.on_epoch_end(st):
+                break
             if incremental:
                 break
             if st.n_iter == self.max_epochs:
