@@ -8,13 +8,14 @@ from numbers import Integral, Real
 
 import numpy as np
 
-from . import _training
+from . import _callbacks, _training
 from ._docs import fill
 from ._batching import resolve_batch_size, resolve_steps_per_epoch
 from ._kernels import _network as K
 from ._layout import KernelInput, Layout, predict_rows
 from ._sklearn_compat import (
     BaseEstimator,
+    CallbackSupportMixin,
     ClassifierMixin,
     Interval,
     LabelBinarizer,
@@ -35,6 +36,7 @@ from ._sklearn_compat import (
     type_of_target,
     unique_labels,
     validate_data,
+    with_callbacks,
 )
 
 _STOCHASTIC = ("sgd", "adam")
@@ -101,7 +103,7 @@ def _check_weights(sample_weight, n_samples, dtype):
     return np.ascontiguousarray(sw, dtype=dtype)
 
 
-class _BaseMiniBatchMLP(BaseEstimator):
+class _BaseMiniBatchMLP(CallbackSupportMixin, BaseEstimator):
     """Shared machinery of the classifier and regressor (not public)."""
 
     _parameter_constraints: dict = {
@@ -137,15 +139,22 @@ class _BaseMiniBatchMLP(BaseEstimator):
     # ------------------------------------------------------------------ fit
     def _fit(self, X, y, sample_weight, incremental, classes=None):
         hidden = _hidden_sizes(self.hidden_layer_sizes)
+        # scikit-learn's callbacks (>= 1.9): the root task opens before the
+        # snapshot, so a failed call keeps the context its teardown needs
+        self._callback_tasks = _callbacks.begin_fit(self, X, y, sample_weight,
+                                                    incremental)
         snapshot = dict(self.__dict__)
         try:
-            return self._fit_transaction(X, y, sample_weight, incremental, classes,
-                                         hidden)
+            self._fit_transaction(X, y, sample_weight, incremental, classes, hidden)
         except BaseException:
             # nothing a user fitted is lost: restore every attribute as it was
             self.__dict__.clear()
             self.__dict__.update(snapshot)
             raise
+        finally:
+            tasks = self.__dict__.pop("_callback_tasks")
+        tasks.end_fit(self)
+        return self
 
     def _fit_transaction(self, X, y, sample_weight, incremental, classes, hidden):
         if self.early_stopping and incremental:
@@ -298,8 +307,9 @@ class _BaseMiniBatchMLP(BaseEstimator):
         return sw
 
     def _make_epoch_hook(self, run):
-        """``hook(state) -> stop?`` called after every epoch, or None."""
-        return None
+        """``hook(state) -> stop?`` called after every epoch, or None: reports
+        epochs to scikit-learn's callbacks (see :mod:`skminibatch._callbacks`)."""
+        return self._callback_tasks.epoch_hook(run)
 
     def _check_finite_after_lbfgs(self, state, incremental):
         if not np.isfinite(state.params).all():
@@ -473,6 +483,7 @@ class MiniBatchMLPClassifier(ClassifierMixin, _BaseMiniBatchMLP):
         "class_weight": [None, dict, StrOptions({"balanced"})],
     }
 
+    @with_callbacks
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
         """Fit the model to X and y.
@@ -494,6 +505,7 @@ class MiniBatchMLPClassifier(ClassifierMixin, _BaseMiniBatchMLP):
         return self._fit(X, y, sample_weight, incremental=False)
 
     @available_if(lambda est: est._check_solver())
+    @with_callbacks
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None, classes=None):
         """Train for one epoch on the given data.
@@ -763,6 +775,7 @@ class MiniBatchMLPRegressor(RegressorMixin, _BaseMiniBatchMLP):
     ):
         _store_params(self, locals())
 
+    @with_callbacks
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
         """Fit the model to X and y.
@@ -784,6 +797,7 @@ class MiniBatchMLPRegressor(RegressorMixin, _BaseMiniBatchMLP):
         return self._fit(X, y, sample_weight, incremental=False)
 
     @available_if(lambda est: est._check_solver())
+    @with_callbacks
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None):
         """Train for one epoch on the given data.

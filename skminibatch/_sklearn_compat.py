@@ -33,3 +33,14 @@ from sklearn.utils.validation import (  # noqa: F401
     column_or_1d,
     validate_data,
 )
+
+try:  # scikit-learn >= 1.9: the callback API (set_callbacks, ProgressBar, ...)
+    from sklearn.callback import CallbackSupportMixin, with_callbacks
+except ImportError:  # older: the estimators simply have no set_callbacks
+
+    class CallbackSupportMixin:
+        """Stand-in for scikit-learn < 1.9 (no callback API)."""
+
+    def with_callbacks(method):
+        """Stand-in for scikit-learn < 1.9: the method unchanged."""
+        return method
