@@ -4,7 +4,14 @@ Importing the package compiles nothing; kernels compile (and cache to disk)
 on first use.
 """
 
+from ._display import BatchStepsDisplay, LossCurveDisplay
 from ._mlp import MiniBatchMLPClassifier, MiniBatchMLPRegressor
 
 __version__ = "0.1.0"
-__all__ = ["MiniBatchMLPClassifier", "MiniBatchMLPRegressor", "__version__"]
+__all__ = [
+    "BatchStepsDisplay",
+    "LossCurveDisplay",
+    "MiniBatchMLPClassifier",
+    "MiniBatchMLPRegressor",
+    "__version__",
+]
