@@ -22,7 +22,6 @@ heatmaps: cross-validated accuracy and mean fit time.
 import warnings
 
 import matplotlib.pyplot as plt
-import numpy as np
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV
@@ -91,37 +90,18 @@ print("refitted best model:", best.batch_size_, "samples per step,",
 # %%
 # Heatmaps
 # --------
-# One row per ``batch_size``, one column per ``steps_per_epoch``.
-def grid_values(search, key):
-    """``cv_results_[key]`` arranged as (batch_size, steps_per_epoch)."""
-    values = np.empty((len(batch_sizes), len(steps_options)))
-    for params, value in zip(search.cv_results_["params"], search.cv_results_[key]):
-        i = batch_sizes.index(params["mlp__batch_size"])
-        j = steps_options.index(params["mlp__steps_per_epoch"])
-        values[i, j] = value
-    return values
+# :class:`~skminibatch.BatchStepsDisplay` reads the search's ``cv_results_``,
+# finds the two parameters whatever their pipeline prefix, and draws one
+# metric as a heatmap: a row per ``batch_size``, a column per
+# ``steps_per_epoch``.
+from skminibatch import BatchStepsDisplay
 
-
-fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-panels = [("mean_test_score", "mean CV accuracy", "{:.3f}", "viridis"),
-          ("mean_fit_time", "mean fit time (s)", "{:.2f}", "magma")]
-for ax, (key, title, fmt, cmap) in zip(axes, panels):
-    values = grid_values(search, key)
-    image = ax.imshow(values, cmap=cmap, aspect="auto")
-    for i in range(values.shape[0]):
-        for j in range(values.shape[1]):
-            # dark text on the light end of the colour map, light text elsewhere
-            light = image.norm(values[i, j]) > 0.6
-            ax.text(j, i, fmt.format(values[i, j]), ha="center", va="center",
-                    color="black" if light else "white")
-    ax.set_xticks(range(len(steps_options)),
-                  labels=["None (1 pass)" if s is None else str(s)
-                          for s in steps_options])
-    ax.set_yticks(range(len(batch_sizes)), labels=[str(b) for b in batch_sizes])
-    ax.set_xlabel("steps_per_epoch")
-    ax.set_ylabel("batch_size")
-    ax.set_title(title)
-    fig.colorbar(image, ax=ax)
+fig, (ax_score, ax_time) = plt.subplots(1, 2, figsize=(11, 4))
+BatchStepsDisplay.from_cv_results(search, metric="mean_test_score", ax=ax_score)
+BatchStepsDisplay.from_cv_results(search, metric="mean_fit_time", ax=ax_time,
+                                  cmap="magma", values_format=".2f")
+ax_score.set_title("mean CV accuracy")
+ax_time.set_title("mean fit time (s)")
 fig.tight_layout()
 
 # %%

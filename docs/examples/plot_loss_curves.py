@@ -53,23 +53,17 @@ print(f"{per_pass.steps_per_epoch_} steps per epoch, stopped after "
       f"{per_pass.n_iter_} epochs, best epoch {best_epoch}, "
       f"test accuracy {per_pass.score(X_test, y_test):.3f}")
 
-epochs = np.arange(1, per_pass.n_iter_ + 1)
-fig, ax_loss = plt.subplots(figsize=(7, 4))
-ax_loss.plot(epochs, per_pass.loss_curve_, marker="o", label="training loss")
-ax_loss.plot(epochs, per_pass.validation_loss_curve_, marker="o",
-             label="validation loss")
-ax_loss.set_xlabel("epoch")
-ax_loss.set_ylabel("loss")
-ax_loss.set_yscale("log")
-ax_score = ax_loss.twinx()
-ax_score.plot(epochs, per_pass.validation_scores_, color="tab:green",
-              marker="s", label="validation accuracy")
-ax_score.axvline(best_epoch, color="tab:green", linestyle=":")
-ax_score.set_ylabel("validation accuracy")
-handles = ax_loss.get_legend_handles_labels()[0] + \
-    ax_score.get_legend_handles_labels()[0]
-ax_loss.legend(handles=handles, loc="center right")
-ax_loss.set_title("steps_per_epoch=None (one pass per epoch)")
+# %%
+# :class:`~skminibatch.LossCurveDisplay` draws the three records of a fit:
+# the two losses on the left axis, the validation score on its own axis on
+# the right.
+from skminibatch import LossCurveDisplay
+
+fig, ax = plt.subplots(figsize=(7, 4))
+display = LossCurveDisplay.from_estimator(
+    per_pass, ax=ax, name="steps_per_epoch=None (one pass per epoch)")
+ax.set_yscale("log")
+display.score_ax_.axvline(best_epoch, color="tab:green", linestyle=":")
 fig.tight_layout()
 
 # %%
