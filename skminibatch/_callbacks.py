@@ -60,8 +60,8 @@ def begin_fit(est, X, y, sample_weight, incremental):
     if not getattr(est, "_skl_callbacks", None):
         # no callback here; the root task was still opened (and its end is
         # still reported) so a meta-estimator's task tree stays whole
-        return FitTasks(est, root, X, y, metadata, max_epochs, epochs=False)
-    return FitTasks(est, root, X, y, metadata, max_epochs)
+        return FitTasks(root, X, y, metadata, max_epochs, epochs=False)
+    return FitTasks(root, X, y, metadata, max_epochs)
 
 
 class FitTasks:
@@ -76,7 +76,7 @@ class FitTasks:
     :meth:`end_fit`.
     """
 
-    def __init__(self, est, root, X, y, metadata, max_epochs, epochs=True):
+    def __init__(self, root, X, y, metadata, max_epochs, epochs=True):
         self.root = root
         self.X, self.y, self.metadata = X, y, metadata
         self.max_epochs = max_epochs
