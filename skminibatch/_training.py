@@ -295,14 +295,8 @@ def run_lbfgs(est, layout, hidden_code, out_code, X, Y, sw, state):
         iteration[0] += 1
         print("Iteration %d, loss = %.8f" % (iteration[0], intermediate_result.fun))
 
-    result = scipy.optimize.minimize(
-        loss_and_grad,
-        params.astype(np.float64),
-        method="L-BFGS-B",
-        jac=True,
-        callback=progress if est.verbose else None,
-        options={"maxfun": est.max_fun, "maxiter": est.max_iter, "gtol": est.tol},
-    )
+    with single_threaded_blas():  # reproducible across n_jobs (_threads.py)
+        result = _minimize(loss_and_grad, params, est, progress)
     if result.status != 0:
         message = result.message
         if isinstance(message, bytes):
@@ -317,3 +311,14 @@ def run_lbfgs(est, layout, hidden_code, out_code, X, Y, sw, state):
     params[:] = result.x
     state.n_iter = int(result.nit)
     state.loss = float(result.fun)
+
+
+def _minimize(loss_and_grad, params, est, progress):
+    return scipy.optimize.minimize(
+        loss_and_grad,
+        params.astype(np.float64),
+        method="L-BFGS-B",
+        jac=True,
+        callback=progress if est.verbose else None,
+        options={"maxfun": est.max_fun, "maxiter": est.max_iter, "gtol": est.tol},
+    )
