@@ -86,6 +86,12 @@ html_theme_options = {
     "secondary_sidebar_items": ["page-toc", "sourcelink"],
 }
 html_show_sourcelink = True
+# Single pages have nothing to list in the left sidebar; the API reference
+# and the gallery keep it (it lists their sub-pages).
+html_sidebars = {
+    page: [] for page in ("index", "quick_start", "user_guide", "compilation",
+                          "float32", "scaling", "differences")
+}
 
 # -- sphinx-gallery ----------------------------------------------------------
 sphinx_gallery_conf = {
