@@ -107,10 +107,12 @@ fig.tight_layout()
 # %%
 # Reading the heatmaps
 # --------------------
-# Down the ``None`` column, larger batches mean fewer steps for the same
-# number of epochs: each epoch is cheaper, but the model also learns less in
-# 20 epochs. Across a row, ``steps_per_epoch`` sets the amount of training
-# directly, so the cost of a fit is roughly ``max_iter x steps_per_epoch x
-# batch_size`` sample visits. The best cell is the one that gets enough
-# gradient steps within the budget, not simply the smallest or the largest
-# batch. The :ref:`user guide <tradeoffs>` discusses these trade-offs.
+# In the ``None`` column every epoch is one pass, so every cell there
+# processes the same 20 passes of samples and, with the per-step overhead
+# compiled away, takes about the same time; but larger batches turn those
+# passes into far fewer steps, and the model learns less. In the fixed
+# columns ``steps_per_epoch`` sets the number of steps directly, and the
+# cost of a fit grows with ``max_iter x steps_per_epoch x batch_size``, the
+# number of samples processed. No single batch size wins everywhere: what
+# matters is enough gradient steps, each seeing enough samples, within the
+# budget. The :ref:`user guide <tradeoffs>` discusses these trade-offs.

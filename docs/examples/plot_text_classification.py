@@ -95,8 +95,8 @@ print(f"stopped after {mlp.n_iter_} epochs, "
 y_pred = pipe.predict(docs_test)
 print(classification_report(y_test, y_pred, digits=3))
 
-ConfusionMatrixDisplay.from_predictions(y_test, y_pred, cmap="Blues",
-                                        colorbar=False)
+_ = ConfusionMatrixDisplay.from_predictions(y_test, y_pred, cmap="Blues",
+                                            colorbar=False)
 
 # %%
 # New documents go through the same pipeline; ``predict_proba`` gives the
