@@ -611,7 +611,18 @@ class MiniBatchMLPClassifier(ClassifierMixin, _BaseMiniBatchMLP):
         per_class = compute_class_weight(
             self.class_weight, classes=self.classes_, y=self.classes_[labels]
         )
-        return np.ascontiguousarray(sw * per_class[labels].astype(sw.dtype))
+        if not np.isfinite(per_class).all() or (per_class < 0).any():
+            raise ValueError(
+                "class_weight must be finite and non-negative, got "
+                f"{dict(zip(self.classes_.tolist(), per_class.tolist()))}."
+            )
+        sw = sw * per_class[labels].astype(sw.dtype)
+        if not sw.sum() > 0:
+            raise ValueError(
+                "class_weight and sample_weight together give every sample a "
+                "weight of 0; nothing is left to fit."
+            )
+        return np.ascontiguousarray(sw)
 
     def _output_activation(self):
         return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"

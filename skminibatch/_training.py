@@ -126,12 +126,12 @@ class StochasticRun:
         hyper = self._hyper()
         solver = K.ADAM if opt["solver"] == "adam" else K.SGD
         remaining = self.steps_per_epoch
-        loss_sum, seen = 0.0, 0
+        loss_sum, seen, loss_rows = 0.0, 0, 0
         while remaining > 0:
             room = self.stream.room_in_pass()
             n_steps = min(remaining, room, self._steps_per_call)
             t0 = time.perf_counter()
-            loss_sum, part_seen = K.train_steps(
+            loss_sum, part_seen, part_rows, updates = K.train_steps(
                 *self.X.args(), self.Y, self.sw, self.stream.order,
                 self.stream.next_batch,
                 n_steps, self.batch_size, st.params, b.grads, opt["state1"],
@@ -145,10 +145,12 @@ class StochasticRun:
             self._steps_per_call = steps_for_seconds(elapsed / n_steps)
             self.stream.advance(n_steps)
             if solver == K.ADAM:
-                opt["adam_t"] += n_steps
+                opt["adam_t"] += updates
             remaining -= n_steps
             seen += part_seen
-        return loss_sum / seen, seen
+            loss_rows += part_rows
+        # an epoch made only of zero-weight batches has no loss to report
+        return (loss_sum / loss_rows if loss_rows else float("nan")), seen
 
     # -- the epoch loop -------------------------------------------------------
     def run(self, incremental):

@@ -418,12 +418,15 @@ class Trainer:
         hc, oc = prob.codes
         solver = K.ADAM if self.solver == "adam" else K.SGD
         nesterov = self.solver == "nesterov"
-        return K.train_steps(*kernel_input(prob.X, self.sparse), prob.Y, prob.sw,
-                             self.order, first_batch, n_steps,
-                             BATCH, self.params, self.grads, self.state1, self.state2,
-                             self.hyper, self.units, self.coef_off, self.icpt_off,
-                             self.Xb, self.Yb, self.swb, self.acts, self.deltas,
-                             self.act_off, hc, oc, solver, nesterov, adam_t, 0.0)
+        loss_acc, seen, loss_rows, updates = K.train_steps(
+            *kernel_input(prob.X, self.sparse), prob.Y, prob.sw, self.order,
+            first_batch, n_steps, BATCH, self.params, self.grads, self.state1,
+            self.state2, self.hyper, self.units, self.coef_off, self.icpt_off,
+            self.Xb, self.Yb, self.swb, self.acts, self.deltas, self.act_off, hc,
+            oc, solver, nesterov, adam_t, 0.0)
+        # every weight is non-zero here: every step updates and counts
+        assert loss_rows == seen and updates == n_steps
+        return loss_acc, seen
 
     def reference(self, params, state1, state2, first_batch, n_steps, adam_t=0):
         """Naive gradient + naive update, batch after batch (float64)."""

@@ -477,7 +477,11 @@ def train_steps(X, sp_data, sp_indices, sp_indptr, sparse, Y, sw, order,
     so far: it is carried through the call (not restarted at 0) so the sum is
     added up in the same order however an epoch is split into calls.
 
-    Returns ``(updated loss_acc, samples seen by this call)``.
+    A batch whose sample weights are all 0 makes no update and adds nothing
+    to the loss (its 0/0 gradient carries no information).
+
+    Returns ``(updated loss_acc, samples seen, rows behind loss_acc's new
+    terms, optimizer updates made)``.
     """
     n = order.shape[0]
     eps_clip = hyper[6]
@@ -499,12 +503,23 @@ def train_steps(X, sp_data, sp_indices, sp_indptr, sparse, Y, sw, order,
     c[6] = hyper[4]
     c[8] = alpha_64
     seen = 0
+    loss_rows = 0
+    updates = 0
     for s in range(n_steps):
         start = (first_batch + s) * batch_size
         stop = min(start + batch_size, n)
         nb = stop - start
         rows = order[start:stop]
         gather_rows(X, Y, sw, order, start, stop, Xb, Yb, swb, sparse)
+        seen += nb
+        sw_sum = 0.0
+        for i in range(nb):
+            sw_sum += swb[i]
+        if sw_sum == 0.0:
+            # every sample of this batch has weight 0: its loss and gradient
+            # are 0/0. It carries no information, so it makes no update and
+            # stays out of the epoch's loss (it still counts in t_).
+            continue
         forward_any(params, Xb, sp_data, sp_indices, sp_indptr, rows, sparse, nb,
                     units, coef_off, icpt_off, acts, act_off, hidden, out)
         P = layer_view(acts, act_off[last], nb, n_out)
@@ -513,12 +528,10 @@ def train_steps(X, sp_data, sp_indices, sp_indptr, sparse, Y, sw, order,
         backward_any(params, grads, Xb, sp_data, sp_indices, sp_indptr, rows,
                      sparse, nb, units, coef_off, icpt_off, acts, deltas, act_off,
                      hidden)
-        sw_sum = 0.0
-        for i in range(nb):
-            sw_sum += swb[i]
         c[9] = 1.0 / sw_sum
+        updates += 1
         if solver == ADAM:
-            t = adam_t + s + 1
+            t = adam_t + updates
             # scikit-learn computes this rate in float64 and applies it in
             # the weights' dtype; the cell c[7] does that cast.
             c[7] = (lr_init * math.sqrt(1.0 - beta_2_64 ** t)
@@ -527,8 +540,8 @@ def train_steps(X, sp_data, sp_indices, sp_indptr, sparse, Y, sw, order,
         fused_update(params, grads, state1, state2, n_coef, c, solver, nesterov)
         loss = (data + 0.5 * alpha_64 * l2) / sw_sum
         loss_acc += loss * nb
-        seen += nb
-    return loss_acc, seen
+        loss_rows += nb
+    return loss_acc, seen, loss_rows, updates
 
 
 # ---------------------------------------------------------------------------
