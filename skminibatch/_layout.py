@@ -3,7 +3,7 @@
 import numpy as np
 import scipy.sparse as sp
 
-from ._kernels import _network as K
+from ._kernels import network
 
 
 class Layout:
@@ -114,7 +114,7 @@ def predict_rows(Xin, params, layout, hidden_code, out_code, max_buffer=1 << 21)
     acts = np.empty(layout.act_size(chunk), dtype=params.dtype)
     result = np.empty((n, int(layout.units[-1])), dtype=params.dtype)
     if n:
-        K.predict_chunked(*Xin.args(), n, params, layout.units, layout.coef_off,
+        network().predict_chunked(*Xin.args(), n, params, layout.units, layout.coef_off,
                           layout.icpt_off, acts, layout.act_offsets(chunk),
                           hidden_code, out_code, result, chunk)
     return result

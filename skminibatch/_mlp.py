@@ -11,7 +11,8 @@ import numpy as np
 from . import _callbacks, _training
 from ._docs import fill
 from ._batching import resolve_batch_size, resolve_steps_per_epoch
-from ._kernels import _network as K
+from ._kernels import _codes as C
+from ._kernels import network
 from ._layout import KernelInput, Layout, predict_rows
 from ._sklearn_compat import (
     BaseEstimator,
@@ -41,10 +42,10 @@ from ._sklearn_compat import (
 
 _STOCHASTIC = ("sgd", "adam")
 _OUT_CODES = {
-    "identity": K.OUT_SQUARED,
-    "exp": K.OUT_POISSON,
-    "logistic": K.OUT_BINARY_LOG,
-    "softmax": K.OUT_SOFTMAX_LOG,
+    "identity": C.OUT_SQUARED,
+    "exp": C.OUT_POISSON,
+    "logistic": C.OUT_BINARY_LOG,
+    "softmax": C.OUT_SOFTMAX_LOG,
 }
 
 
@@ -189,7 +190,7 @@ class _BaseMiniBatchMLP(CallbackSupportMixin, BaseEstimator):
         else:
             state.params = self._continue_params(layout, dtype)
             self._carry_state(state)
-        hidden_code = K.HIDDEN_CODES[self.activation]
+        hidden_code = C.HIDDEN_CODES[self.activation]
         out_code = _OUT_CODES[self.out_activation_]
 
         if self.solver == "lbfgs":
@@ -294,7 +295,7 @@ class _BaseMiniBatchMLP(CallbackSupportMixin, BaseEstimator):
             if not np.isfinite(out).all():
                 return float("nan"), float("nan")
             score = float(self._score_outputs(out, y_val, sw_score))
-            data = K.output_loss_and_delta(out_code, out, Y_val, sw_val,
+            data = network().output_loss_and_delta(out_code, out, Y_val, sw_val,
                                            np.empty_like(out), eps)
             coefs = params[:layout.n_coef].astype(np.float64)
             loss = (data + 0.5 * alpha * float(coefs @ coefs)) / float(sw_val.sum())
@@ -379,7 +380,7 @@ class _BaseMiniBatchMLP(CallbackSupportMixin, BaseEstimator):
         X = KernelInput(X)
         layout = Layout([X.n_features, *[c.shape[1] for c in self.coefs_]])
         params = layout.pack(self.coefs_, self.intercepts_, X.dtype)
-        return predict_rows(X, params, layout, K.HIDDEN_CODES[self.activation],
+        return predict_rows(X, params, layout, C.HIDDEN_CODES[self.activation],
                             _OUT_CODES[self.out_activation_])
 
     def _check_solver(self):

@@ -17,7 +17,8 @@ import numpy as np
 import scipy.optimize
 
 from ._batching import BatchStream, steps_for_seconds
-from ._kernels import _network as K
+from ._kernels import _codes as C
+from ._kernels import network
 from ._sklearn_compat import ConvergenceWarning
 from ._threads import single_threaded_blas
 
@@ -124,7 +125,8 @@ class StochasticRun:
         est, st, opt, b, lay = self.est, self.state, self.state.optimizer, \
             self.buffers, self.layout
         hyper = self._hyper()
-        solver = K.ADAM if opt["solver"] == "adam" else K.SGD
+        K = network()
+        solver = C.ADAM if opt["solver"] == "adam" else C.SGD
         remaining = self.steps_per_epoch
         loss_sum, seen, loss_rows = 0.0, 0, 0
         while remaining > 0:
@@ -144,7 +146,7 @@ class StochasticRun:
             # hand control back to Python about every 0.2 s (Ctrl-C, progress)
             self._steps_per_call = steps_for_seconds(elapsed / n_steps)
             self.stream.advance(n_steps)
-            if solver == K.ADAM:
+            if solver == C.ADAM:
                 opt["adam_t"] += updates
             remaining -= n_steps
             seen += part_seen
@@ -282,6 +284,8 @@ def run_lbfgs(est, layout, hidden_code, out_code, X, Y, sw, state):
     chunk_grads = np.empty_like(params)
     eps = float(np.finfo(dtype).eps)
     alpha = float(est.alpha)
+
+    K = network()
 
     def loss_and_grad(x):
         params[:] = x

@@ -74,3 +74,11 @@ def test_no_cache_location_falls_back_to_uncached(monkeypatch):
     assert compiled(1) == 2
     assert [c["cache"] for c in calls] == [True, False]
     assert _config.CACHE_ENABLED is False
+
+
+def test_import_does_not_load_numba():
+    # the kernels (and Numba, ~0.2 s) load on first fit/predict, not at import
+    code = "import sys, skminibatch; print('numba' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -20,24 +20,28 @@ each with offsets ``act_off`` (sized for the largest batch).
 Codes
 -----
 Hidden activations and output (activation, loss) pairs are chosen by small
-integers so one compiled specialisation per dtype serves every model.
+integers (:mod:`._codes`) so one compiled specialisation per dtype serves
+every model.
 """
 
 import math
 
 import numpy as np
 
+from ._codes import (  # noqa: F401  (re-exported for tests and tools)
+    ADAM,
+    HIDDEN_CODES,
+    IDENTITY,
+    LOGISTIC,
+    OUT_BINARY_LOG,
+    OUT_POISSON,
+    OUT_SOFTMAX_LOG,
+    OUT_SQUARED,
+    RELU,
+    SGD,
+    TANH,
+)
 from ._config import kernel
-
-# hidden activation codes
-IDENTITY, LOGISTIC, TANH, RELU = 0, 1, 2, 3
-HIDDEN_CODES = {"identity": IDENTITY, "logistic": LOGISTIC, "tanh": TANH, "relu": RELU}
-
-# output (activation + loss) codes
-OUT_SQUARED, OUT_POISSON, OUT_BINARY_LOG, OUT_SOFTMAX_LOG = 0, 1, 2, 3
-
-# solver codes
-SGD, ADAM = 0, 1
 
 
 # ---------------------------------------------------------------------------
