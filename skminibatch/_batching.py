@@ -50,13 +50,16 @@ class BatchStream:
     batches for the same ``random_state``.
     """
 
-    def __init__(self, n_train, batch_size, shuffle, random_state):
+    def __init__(self, rows, batch_size, shuffle, random_state):
+        # ``rows``: the training rows of X, in their natural order (all rows,
+        # or the early-stopping split's training part: X itself is not copied)
+        self.order = np.ascontiguousarray(rows, dtype=np.int64)
+        n_train = self.order.shape[0]
         self.n_train = n_train
         self.batch_size = batch_size
         self.n_batches = batches_per_pass(n_train, batch_size)
         self.shuffle = shuffle
         self.random_state = random_state
-        self.order = np.arange(n_train, dtype=np.int64)
         self.next_batch = self.n_batches  # a new pass is due
         self.n_passes = 0
 

@@ -224,9 +224,9 @@ class _BaseMiniBatchMLP(CallbackSupportMixin, BaseEstimator):
             state.optimizer = _training.new_optimizer_state(
                 self.solver, layout.n_params, X.dtype, self.learning_rate_init
             )
-        validation = None
+        validation = train_rows = None
         if self.early_stopping:
-            X, Y, sw, validation = self._split_validation(
+            train_rows, validation = self._split_validation(
                 X, Y, labels, sw, random_state, layout, hidden_code, out_code
             )
             if state.validation_scores is None or state.best_params is None:
@@ -239,12 +239,12 @@ class _BaseMiniBatchMLP(CallbackSupportMixin, BaseEstimator):
             state.best_loss = None
         elif state.best_loss is None:
             state.best_loss = np.inf
-        n_train = X.n_rows
+        n_train = X.n_rows if train_rows is None else train_rows.shape[0]
         batch_size = resolve_batch_size(self.batch_size, n_train)
         steps = resolve_steps_per_epoch(self.steps_per_epoch, n_train, batch_size)
         run = _training.StochasticRun(
             self, layout, hidden_code, out_code, X, Y, sw, state, batch_size, steps,
-            random_state, validation=validation,
+            random_state, validation=validation, train_rows=train_rows,
         )
         run.on_epoch_end = self._make_epoch_hook(run)
         run.run(incremental)
@@ -296,13 +296,13 @@ class _BaseMiniBatchMLP(CallbackSupportMixin, BaseEstimator):
                 return float("nan"), float("nan")
             score = float(self._score_outputs(out, y_val, sw_score))
             data = network().output_loss_and_delta(out_code, out, Y_val, sw_val,
-                                           np.empty_like(out), eps)
+                                                   np.empty_like(out), eps)
             coefs = params[:layout.n_coef].astype(np.float64)
             loss = (data + 0.5 * alpha * float(coefs @ coefs)) / float(sw_val.sum())
             return score, float(loss)
 
-        return (X.take_rows(train_idx), np.ascontiguousarray(Y[train_idx]),
-                np.ascontiguousarray(sw[train_idx]), evaluate)
+        # training reads rows train_idx of X, Y, sw in place (no copy of X)
+        return train_idx, evaluate
 
     def _apply_class_weight(self, sw, labels, incremental):
         return sw

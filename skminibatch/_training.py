@@ -85,7 +85,7 @@ class StochasticRun:
 
     def __init__(self, est, layout, hidden_code, out_code, X, Y, sw, state,
                  batch_size, steps_per_epoch, random_state, validation=None,
-                 max_epochs=None):
+                 max_epochs=None, train_rows=None):
         self.est = est
         self.layout = layout
         self.hidden_code = hidden_code
@@ -96,7 +96,9 @@ class StochasticRun:
         self.steps_per_epoch = steps_per_epoch
         self.validation = validation  # params -> (score, loss), or None
         self.max_epochs = est.max_iter if max_epochs is None else max_epochs
-        self.stream = BatchStream(X.n_rows, batch_size, est.shuffle, random_state)
+        if train_rows is None:
+            train_rows = np.arange(X.n_rows)
+        self.stream = BatchStream(train_rows, batch_size, est.shuffle, random_state)
         dtype = X.dtype
         # sparse input is read in place: no dense batch buffer
         xb_features = 0 if X.sparse else X.n_features
