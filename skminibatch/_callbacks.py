@@ -8,7 +8,7 @@ the callback propagates it to the estimator. A callback's stop request
 ``lbfgs`` reports the fit task only (scipy runs its iterations).
 
 The epoch loop (:mod:`skminibatch._training`) knows nothing of this: it calls
-a plain ``hook(state) -> stop?`` after each epoch, built here.
+a plain ``hook(state, last) -> stop?`` after each epoch, built here.
 With older scikit-learn, or an estimator without callbacks, every method
 here is a no-op and the loop gets no hook at all.
 """
@@ -68,35 +68,31 @@ class FitTasks:
     """The callback tasks of one ``fit`` / ``partial_fit`` call.
 
     Epoch k's task begins before epoch k runs and ends in the hook after it;
-    the next epoch's task begins only when training is sure to run it (the
-    epoch loop checks its own stopping rules before calling the hook, so
-    after a hook that returned False only ``max_iter`` or ``partial_fit``'s
-    single epoch can end training). An epoch that ended training through a
-    stopping rule (where the loop does not call the hook) is closed by
-    :meth:`end_fit`.
+    the next epoch's task begins only when the loop says training goes on
+    (the hook's ``last`` flag covers the stopping rules, ``max_iter`` and
+    ``partial_fit``'s single epoch). An epoch interrupted by Ctrl-C is
+    closed by :meth:`end_fit`.
     """
 
     def __init__(self, root, X, y, metadata, max_epochs, epochs=True):
         self.root = root
         self.X, self.y, self.metadata = X, y, metadata
-        self.max_epochs = max_epochs
         self.epochs = epochs and max_epochs > 0
         self._open = None  # context of the epoch that has begun, not ended
-        self._done = 0  # epochs of this call whose task has ended
         self._run = None
 
     # -- per epoch ------------------------------------------------------------
     def epoch_hook(self, run):
-        """``hook(state) -> stop?`` for ``run``, or None without callbacks."""
+        """``hook(state, last) -> stop?`` for ``run``, or None without
+        callbacks."""
         if not self.epochs:
             return None
         self._run = run
-        self._n_iter_start = run.state.n_iter
         self._begin_epoch(run.est)
 
-        def hook(state):
+        def hook(state, last):
             stop = self._end_epoch(run.est, state)
-            if not stop and self._done < self.max_epochs:
+            if not (stop or last):
                 self._begin_epoch(run.est)
             return stop
 
@@ -111,7 +107,6 @@ class FitTasks:
 
     def _end_epoch(self, est, state):
         ctx, self._open = self._open, None
-        self._done += 1
         return ctx.call_on_fit_task_end(
             estimator=est, X=self.X, y=self.y, metadata=self.metadata,
             reconstruction_attributes=lambda: self._attributes(state),
@@ -135,19 +130,10 @@ class FitTasks:
         """Close a still open epoch and end the root task (after a
         successful call: the fitted attributes are set)."""
         if self._open is not None:
-            ran = self._run.state.n_iter - self._n_iter_start > self._done
+            # the loop calls the hook after every finished epoch, so an epoch
+            # still open was interrupted (Ctrl-C) before it finished
             ctx, self._open = self._open, None
-            if ran:
-                # the epoch in which a stopping rule fired: it ran, the loop
-                # did not call the hook after it
-                self._done += 1
-                ctx.call_on_fit_task_end(
-                    estimator=est, X=self.X, y=self.y, metadata=self.metadata,
-                    reconstruction_attributes={},
-                )
-            else:
-                # interrupted (Ctrl-C) before the epoch finished: an empty task
-                ctx.call_on_fit_task_end(estimator=est)
+            ctx.call_on_fit_task_end(estimator=est)
         self.root.call_on_fit_task_end(
             estimator=est, X=self.X, y=self.y, metadata=self.metadata,
             reconstruction_attributes={},

@@ -308,7 +308,7 @@ class _BaseMiniBatchMLP(CallbackSupportMixin, BaseEstimator):
         return sw
 
     def _make_epoch_hook(self, run):
-        """``hook(state) -> stop?`` called after every epoch, or None: reports
+        """``hook(state, last) -> stop?`` called after every epoch, or None: reports
         epochs to scikit-learn's callbacks (see :mod:`skminibatch._callbacks`)."""
         return self._callback_tasks.epoch_hook(run)
 

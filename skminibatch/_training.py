@@ -107,9 +107,10 @@ class StochasticRun:
         self.dtype = dtype
         self._steps_per_call = 1
         self.interrupted = False
-        # optional ``hook(state) -> bool``, called after every finished epoch
-        # (after the stopping rules' bookkeeping); returning True ends
-        # training. The estimators use it for scikit-learn's callbacks.
+        # optional ``hook(state, last) -> bool``, called after every finished
+        # epoch, after the stopping rules' bookkeeping (``last``: training
+        # ends after this epoch anyway); returning True ends training. The
+        # estimators use it for scikit-learn's callbacks.
         self.on_epoch_end = None
 
     # -- one epoch ----------------------------------------------------------
@@ -171,33 +172,20 @@ class StochasticRun:
             st.params = st.best_params.copy()
 
     def _epochs(self, incremental, early, name):
-        est, st = self.est, self.state
         for _ in range(self.max_epochs):
             epoch_loss, seen = self._run_epoch()
+            st = self.state
             st.n_iter += 1
             st.t += seen
             st.loss = float(epoch_loss)
             st.loss_curve.append(st.loss)
-            if est.verbose:
+            if self.est.verbose:
                 print("Iteration %d, loss = %.8f" % (st.n_iter, st.loss))
-            if early:
-                stop = self._check_validation(st)
-                if stop:
-                    break
-            self._check_finite(name, incremental)
-            if not early:
-                self._update_loss_improvement(st)
-            if st.optimizer["solver"] == "sgd" and est.learning_rate == "invscaling":
-                st.optimizer["learning_rate"] = (
-                    est.learning_rate_init / (st.t + 1) ** est.power_t
-                )
-            if st.no_improvement_count > est.n_iter_no_change:
-                if self._trigger_stopping(early):
-                    break
-                st.no_improvement_count = 0
-            if self.on_epoch_end is not None and self.on_epoch_end(st):
+            stop = self._end_of_epoch(st, early, name, incremental)
+            last = stop or incremental or st.n_iter == self.max_epochs
+            if self.on_epoch_end is not None and self.on_epoch_end(st, last):
                 break
-            if incremental:
+            if stop or incremental:
                 break
             if st.n_iter == self.max_epochs:
                 warnings.warn(
@@ -205,6 +193,24 @@ class StochasticRun:
                     "the optimization hasn't converged yet." % self.max_epochs,
                     ConvergenceWarning,
                 )
+
+    def _end_of_epoch(self, st, early, name, incremental):
+        """The stopping rules' bookkeeping after an epoch; True to stop."""
+        est = self.est
+        if early and self._check_validation(st):
+            return True
+        self._check_finite(name, incremental)
+        if not early:
+            self._update_loss_improvement(st)
+        if st.optimizer["solver"] == "sgd" and est.learning_rate == "invscaling":
+            st.optimizer["learning_rate"] = (
+                est.learning_rate_init / (st.t + 1) ** est.power_t
+            )
+        if st.no_improvement_count > est.n_iter_no_change:
+            if self._trigger_stopping(early):
+                return True
+            st.no_improvement_count = 0
+        return False
 
     def _check_finite(self, name, incremental):
         st = self.state
