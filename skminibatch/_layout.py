@@ -39,6 +39,12 @@ class Layout:
         off[2:] = rows * np.cumsum(self.units[1:-1])
         return off
 
+    def rows_per_chunk(self, n_rows, min_rows, max_values=1 << 21):
+        """Rows per chunk of a full-data pass, so the activation buffer holds
+        at most ``max_values`` values (but at least ``min_rows`` rows)."""
+        width = max(int(self.units[1:].sum()), 1)
+        return int(max(1, min(n_rows, max(min_rows, max_values // width))))
+
     def act_size(self, rows):
         return int(rows * self.units[1:].sum())
 
@@ -109,8 +115,7 @@ def predict_rows(Xin, params, layout, hidden_code, out_code, max_buffer=1 << 21)
     compiled, in chunks so the activation buffer stays below ``max_buffer``
     values."""
     n = Xin.n_rows
-    width = int(layout.units[1:].sum())
-    chunk = int(max(1, min(n, max(64, max_buffer // max(width, 1)))))
+    chunk = layout.rows_per_chunk(n, 64, max_buffer)
     acts = np.empty(layout.act_size(chunk), dtype=params.dtype)
     result = np.empty((n, int(layout.units[-1])), dtype=params.dtype)
     if n:

@@ -281,9 +281,7 @@ class StochasticRun:
 def run_lbfgs(est, layout, hidden_code, out_code, X, Y, sw, state):
     """Full-batch L-BFGS-B (scipy) on the compiled loss and gradient."""
     dtype = X.dtype
-    n = X.n_rows
-    width = int(layout.units[1:].sum())
-    chunk = int(max(1, min(n, max(256, (1 << 21) // max(width, 1)))))
+    chunk = layout.rows_per_chunk(X.n_rows, 256)
     acts = np.empty(layout.act_size(chunk), dtype=dtype)
     deltas = np.empty_like(acts)
     act_off = layout.act_offsets(chunk)
