@@ -27,6 +27,7 @@ from sklearn.preprocessing import StandardScaler
 
 from skminibatch import MiniBatchMLPClassifier, MiniBatchMLPRegressor
 from skminibatch._kernels import _config
+from _search_checks import assert_same_search
 
 da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
@@ -88,17 +89,6 @@ def process_client():
         yield client
 
 
-def _assert_same_search(reference, other):
-    assert other.best_params_ == reference.best_params_
-    assert other.cv_results_["params"] == reference.cv_results_["params"]
-    np.testing.assert_allclose(other.cv_results_["mean_test_score"],
-                               reference.cv_results_["mean_test_score"],
-                               rtol=1e-12, atol=0)
-    for a, b in zip(reference.best_estimator_["mlp"].coefs_,
-                    other.best_estimator_["mlp"].coefs_):
-        np.testing.assert_array_equal(a, b)
-
-
 def _fit_on_dask(client, X, y):
     """Fit a search through joblib's Dask backend; check the workers ran it."""
     before = _tasks_run(client)
@@ -123,14 +113,14 @@ def _tasks_run(client):
 def test_grid_search_on_dask_threads_same_as_serial(thread_client, digits_slice,
                                                     serial_search):
     search = _fit_on_dask(thread_client, *digits_slice)
-    _assert_same_search(serial_search, search)
+    assert_same_search(serial_search, search)
 
 
 @ignore_convergence
 def test_grid_search_on_dask_processes_same_as_serial(process_client, digits_slice,
                                                       serial_search):
     search = _fit_on_dask(process_client, *digits_slice)
-    _assert_same_search(serial_search, search)
+    assert_same_search(serial_search, search)
 
     def kernel_state():
         from skminibatch._kernels import _config, _network

@@ -19,6 +19,7 @@ from sklearn.preprocessing import StandardScaler
 
 from skminibatch import MiniBatchMLPClassifier, MiniBatchMLPRegressor
 from skminibatch import _demo
+from _search_checks import assert_same_search
 
 ignore_convergence = pytest.mark.filterwarnings(
     "ignore::sklearn.exceptions.ConvergenceWarning"
@@ -71,26 +72,14 @@ def _fit_three_ways(make_search, X, y):
     return serial, processes, threads
 
 
-def _assert_same_search(reference, other):
-    assert other.best_params_ == reference.best_params_
-    assert other.cv_results_["params"] == reference.cv_results_["params"]
-    np.testing.assert_allclose(other.cv_results_["mean_test_score"],
-                               reference.cv_results_["mean_test_score"],
-                               rtol=1e-12, atol=0)
-    # the refitted best model, too: same random_state, same weights
-    for a, b in zip(reference.best_estimator_["mlp"].coefs_,
-                    other.best_estimator_["mlp"].coefs_):
-        np.testing.assert_array_equal(a, b)
-
-
 @ignore_convergence
 def test_grid_search_classifier_same_in_processes_and_threads(digits_slice):
     X, y = digits_slice
     serial, processes, threads = _fit_three_ways(_classifier_search, X, y)
     assert len(serial.cv_results_["params"]) == 4
     assert np.isfinite(serial.cv_results_["mean_test_score"]).all()
-    _assert_same_search(serial, processes)
-    _assert_same_search(serial, threads)
+    assert_same_search(serial, processes)
+    assert_same_search(serial, threads)
     # the tuned values reached the refitted estimator through set_params
     best_mlp = serial.best_estimator_["mlp"]
     assert best_mlp.batch_size_ == serial.best_params_["mlp__batch_size"]
@@ -107,8 +96,8 @@ def test_randomized_search_regressor_same_in_processes_and_threads(
     serial, processes, threads = _fit_three_ways(_regressor_search, X, y)
     assert len(serial.cv_results_["params"]) == 3
     assert np.isfinite(serial.cv_results_["mean_test_score"]).all()
-    _assert_same_search(serial, processes)
-    _assert_same_search(serial, threads)
+    assert_same_search(serial, processes)
+    assert_same_search(serial, threads)
 
 
 @ignore_convergence
