@@ -20,7 +20,8 @@ from ._batching import BatchStream, steps_for_seconds
 from ._kernels import _codes as C
 from ._kernels import network
 from ._sklearn_compat import ConvergenceWarning
-from ._threads import single_threaded_blas
+from ._threads import (run_train_steps, single_threaded_blas, step_parts,
+                       training_threads)
 
 
 # scikit-learn's wording, kept so code matching on it keeps working
@@ -66,12 +67,21 @@ def new_optimizer_state(solver, n_params, dtype, learning_rate_init):
 class _EpochBuffers:
     """Batch and activation buffers, allocated once per fit."""
 
-    def __init__(self, layout, batch_size, n_features, n_outputs, dtype):
-        self.Xb = np.empty((batch_size, n_features), dtype=dtype)
+    def __init__(self, layout, batch_size, n_features, n_outputs, dtype, n_parts,
+                 sparse):
+        # sparse input is read in place: no dense batch buffer
+        self.Xb = np.empty((batch_size, 0 if sparse else n_features), dtype=dtype)
         self.Yb = np.empty((batch_size, n_outputs), dtype=dtype)
         self.swb = np.empty(batch_size, dtype=dtype)
+        self.row_loss = np.empty(batch_size, dtype=np.float64)
         self.acts = np.empty(layout.act_size(batch_size), dtype=dtype)
         self.deltas = np.empty_like(self.acts)
+        # per part, one layer's slice of input units transposed (train_steps);
+        # sparse input needs none for the first layer
+        inputs = layout.units[1:-1] if sparse else layout.units[:-1]
+        widest = max([-(-int(u) // n_parts) for u in inputs], default=0)
+        self.scratch = np.empty(n_parts * widest * batch_size if n_parts > 1 else 0,
+                                dtype=dtype)
         self.act_off = layout.act_offsets(batch_size)
         self.grads = np.empty(layout.n_params, dtype=dtype)
 
@@ -100,10 +110,11 @@ class StochasticRun:
             train_rows = np.arange(X.n_rows)
         self.stream = BatchStream(train_rows, batch_size, est.shuffle, random_state)
         dtype = X.dtype
-        # sparse input is read in place: no dense batch buffer
-        xb_features = 0 if X.sparse else X.n_features
-        self.buffers = _EpochBuffers(layout, batch_size, xb_features, Y.shape[1],
-                                     dtype)
+        # how each step is cut for threads: from the shape only (_threads.py)
+        self.n_parts = step_parts(batch_size, layout.n_params)
+        self.buffers = _EpochBuffers(layout, batch_size, X.n_features, Y.shape[1],
+                                     dtype, self.n_parts, X.sparse)
+        self._threads_now = lambda n_parts: 1  # set while training
         self.dtype = dtype
         self._steps_per_call = 1
         self.interrupted = False
@@ -136,14 +147,15 @@ class StochasticRun:
             room = self.stream.room_in_pass()
             n_steps = min(remaining, room, self._steps_per_call)
             t0 = time.perf_counter()
-            loss_sum, part_seen, part_rows, updates = K.train_steps(
-                *self.X.args(), self.Y, self.sw, self.stream.order,
-                self.stream.next_batch,
-                n_steps, self.batch_size, st.params, b.grads, opt["state1"],
-                opt["state2"], hyper, lay.units, lay.coef_off, lay.icpt_off,
-                b.Xb, b.Yb, b.swb, b.acts, b.deltas, b.act_off, self.hidden_code,
-                self.out_code, solver, bool(est.nesterovs_momentum), opt["adam_t"],
-                loss_sum,
+            loss_sum, part_seen, part_rows, updates = run_train_steps(
+                K, self._threads_now(self.n_parts), self.n_parts,
+                (*self.X.args(), self.Y, self.sw, self.stream.order,
+                 self.stream.next_batch,
+                 n_steps, self.batch_size, st.params, b.grads, opt["state1"],
+                 opt["state2"], hyper, lay.units, lay.coef_off, lay.icpt_off,
+                 b.Xb, b.Yb, b.swb, b.row_loss, b.acts, b.deltas, b.scratch,
+                 b.act_off, self.hidden_code, self.out_code, solver,
+                 bool(est.nesterovs_momentum), opt["adam_t"], loss_sum),
             )
             elapsed = time.perf_counter() - t0
             # hand control back to Python about every 0.2 s (Ctrl-C, progress)
@@ -163,7 +175,8 @@ class StochasticRun:
         name = type(est).__name__
         early = self.validation is not None
         try:
-            with single_threaded_blas():
+            with single_threaded_blas(), training_threads() as threads_now:
+                self._threads_now = threads_now
                 self._epochs(incremental, early, name)
         except KeyboardInterrupt:
             self.interrupted = True

@@ -16,6 +16,7 @@ import pytest
 from scipy.special import expit
 
 from skminibatch._kernels import _network as K
+from skminibatch._threads import run_train_steps
 
 try:  # tests/ importable as a package (rootdir on sys.path) ...
     from tests import naive
@@ -379,9 +380,12 @@ class Trainer:
     SGD_HYPER = [0.1, 0.9, 0.5, 0.5, 0.5, ALPHA, None, 77.0]  # lr_init unused
     ADAM_HYPER = [99.0, 0.5, 0.9, 0.999, 1e-8, ALPHA, None, 0.01]  # lr unused
 
-    def __init__(self, prob, solver, known_state=True, sparse=False):
+    def __init__(self, prob, solver, known_state=True, sparse=False, n_parts=1,
+                 n_threads=1):
         self.prob = prob
         self.sparse = sparse
+        self.n_parts = n_parts
+        self.n_threads = n_threads
         dtype = prob.dtype
         self.solver = solver
         hyper = self.ADAM_HYPER if solver == "adam" else self.SGD_HYPER
@@ -412,18 +416,23 @@ class Trainer:
         (self.units, self.coef_off, self.icpt_off, self.act_off,
          _) = naive.layout(prob.units_tuple, BATCH)
         self.acts, self.deltas = naive.buffers(prob.units_tuple, BATCH, dtype)
+        self.row_loss = np.full(BATCH, np.nan)
+        widest = max(-(-u // n_parts) for u in prob.units_tuple[:-1])
+        self.scratch = np.full(n_parts * widest * BATCH if n_parts > 1 else 0, np.nan,
+                               dtype)
 
     def run(self, first_batch, n_steps, adam_t=0):
         prob = self.prob
         hc, oc = prob.codes
         solver = K.ADAM if self.solver == "adam" else K.SGD
         nesterov = self.solver == "nesterov"
-        loss_acc, seen, loss_rows, updates = K.train_steps(
-            *kernel_input(prob.X, self.sparse), prob.Y, prob.sw, self.order,
-            first_batch, n_steps, BATCH, self.params, self.grads, self.state1,
-            self.state2, self.hyper, self.units, self.coef_off, self.icpt_off,
-            self.Xb, self.Yb, self.swb, self.acts, self.deltas, self.act_off, hc,
-            oc, solver, nesterov, adam_t, 0.0)
+        loss_acc, seen, loss_rows, updates = run_train_steps(
+            K, self.n_threads, self.n_parts,
+            (*kernel_input(prob.X, self.sparse), prob.Y, prob.sw, self.order,
+             first_batch, n_steps, BATCH, self.params, self.grads, self.state1,
+             self.state2, self.hyper, self.units, self.coef_off, self.icpt_off,
+             self.Xb, self.Yb, self.swb, self.row_loss, self.acts, self.deltas,
+             self.scratch, self.act_off, hc, oc, solver, nesterov, adam_t, 0.0))
         # every weight is non-zero here: every step updates and counts
         assert loss_rows == seen and updates == n_steps
         return loss_acc, seen
@@ -520,6 +529,40 @@ def test_train_steps_two_consecutive_adam_steps(dtype):
     np.testing.assert_array_equal(tr2.state2, tr.state2)
 
 
+@dtype_param
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "csr"])
+@pytest.mark.parametrize("solver", ["nesterov", "adam"])
+@pytest.mark.parametrize("n_parts", [2, 3])
+def test_train_steps_same_numbers_with_any_thread_count(n_parts, solver, sparse,
+                                                         dtype):
+    """A step cut into parts gives bit-identical weights, optimizer state and
+    loss whether one thread runs every part or one thread per part (the
+    remainder batch of 2 rows leaves a third part without rows)."""
+    hidden, out = "relu", "binary_log"  # one output unit: parts without columns
+    results = []
+    for n_threads in range(1, n_parts + 1):
+        prob = Problem(problem_seed("threads", dtype), hidden, out, dtype, n=N_TRAIN)
+        tr = Trainer(prob, solver, sparse=sparse, n_parts=n_parts,
+                     n_threads=n_threads)
+        loss_sum, seen = tr.run(first_batch=0, n_steps=4, adam_t=3)
+        results.append((loss_sum, seen, tr.params, tr.state1, tr.state2))
+    for loss_sum, seen, params, state1, state2 in results[1:]:
+        assert (loss_sum, seen) == results[0][:2]
+        np.testing.assert_array_equal(params, results[0][2])
+        np.testing.assert_array_equal(state1, results[0][3])
+        np.testing.assert_array_equal(state2, results[0][4])
+
+
+def test_part_range_covers_everything_once():
+    for n in [0, 1, 2, 5, 16, 784]:
+        for n_parts in [1, 2, 3, 4]:
+            pieces = [K.part_range(n, n_parts, p) for p in range(n_parts)]
+            assert pieces[0][0] == 0 and pieces[-1][1] == n
+            assert all(a[1] == b[0] for a, b in zip(pieces, pieces[1:]))
+            sizes = [hi - lo for lo, hi in pieces]
+            assert max(sizes) - min(sizes) <= 1
+
+
 # ---------------------------------------------------------------------------
 # scalar functions
 # ---------------------------------------------------------------------------
@@ -599,12 +642,15 @@ def test_every_kernel_is_compiled_through_config_kernel():
             assert uses, "_config.py should be where numba.njit is called"
             continue
         problems += [f"{rel}:{line} compiles with Numba directly" for line in uses]
-        # whatever decorates a function there is the project's ``kernel``
+        # whatever decorates a function there is the project's ``kernel``, or
+        # Numba's ``intrinsic`` (LLVM code inlined into the kernels that
+        # call it: no compile options of its own)
         for node in ast.walk(tree):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 problems += [
                     f"{rel}:{node.lineno} {node.name} is decorated with "
                     f"{ast.unparse(dec)}, not _config.kernel"
                     for dec in node.decorator_list
-                    if not (isinstance(dec, ast.Name) and dec.id == "kernel")]
+                    if not (isinstance(dec, ast.Name)
+                            and dec.id in ("kernel", "intrinsic"))]
     assert not problems, "\n".join(problems)

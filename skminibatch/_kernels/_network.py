@@ -25,8 +25,13 @@ every model.
 """
 
 import math
+import platform
+import sys
 
 import numpy as np
+from llvmlite import ir as llvm_ir
+from numba.core import cgutils, types
+from numba.extending import intrinsic
 
 from ._codes import (  # noqa: F401  (re-exported for tests and tools)
     ADAM,
@@ -134,6 +139,39 @@ def output_activation(code, Z):
 
 
 @kernel
+def _row_loss_and_delta(code, P, Y, D, w, i, eps):
+    """Row ``i``: write ``D[i] = (P[i] - Y[i]) * w`` and return the row's
+    unweighted loss (see :func:`output_loss_and_delta`)."""
+    m = P.shape[1]
+    li = 0.0
+    for j in range(m):
+        p = P[i, j]
+        y = Y[i, j]
+        D[i, j] = (p - y) * w
+        if code == OUT_SQUARED:
+            r = float(y) - float(p)
+            li += 0.5 * r * r
+        elif code == OUT_POISSON:
+            if y > 0:
+                li += y * math.log(float(y) / float(p)) - y + p
+            else:
+                li += float(p)
+        elif code == OUT_BINARY_LOG:
+            q = min(max(float(p), eps), 1.0 - eps)
+            if y > 0:
+                li -= y * math.log(q)
+            if y < 1:
+                li -= (1.0 - y) * math.log(1.0 - q)
+        else:  # OUT_SOFTMAX_LOG
+            if y != 0:
+                q = min(max(float(p), eps), 1.0 - eps)
+                li -= y * math.log(q)
+    if code == OUT_SQUARED:
+        li /= m
+    return li
+
+
+@kernel
 def output_loss_and_delta(code, P, Y, sw, D, eps):
     """Per-batch data loss and output delta.
 
@@ -145,37 +183,21 @@ def output_loss_and_delta(code, P, Y, sw, D, eps):
     Writes ``D = (P - Y) * sw`` (canonical link: the same formula for all
     four). Accumulates in float64 whatever the dtype.
     """
-    n, m = P.shape
     total = 0.0
-    for i in range(n):
+    for i in range(P.shape[0]):
         w = sw[i]
-        li = 0.0
-        for j in range(m):
-            p = P[i, j]
-            y = Y[i, j]
-            D[i, j] = (p - y) * w
-            if code == OUT_SQUARED:
-                r = float(y) - float(p)
-                li += 0.5 * r * r
-            elif code == OUT_POISSON:
-                if y > 0:
-                    li += y * math.log(float(y) / float(p)) - y + p
-                else:
-                    li += float(p)
-            elif code == OUT_BINARY_LOG:
-                q = min(max(float(p), eps), 1.0 - eps)
-                if y > 0:
-                    li -= y * math.log(q)
-                if y < 1:
-                    li -= (1.0 - y) * math.log(1.0 - q)
-            else:  # OUT_SOFTMAX_LOG
-                if y != 0:
-                    q = min(max(float(p), eps), 1.0 - eps)
-                    li -= y * math.log(q)
-        if code == OUT_SQUARED:
-            li /= m
-        total += w * li
+        total += w * _row_loss_and_delta(code, P, Y, D, w, i, eps)
     return total
+
+
+@kernel
+def output_row_losses(code, P, Y, sw, D, eps, row_loss):
+    """:func:`output_loss_and_delta` that writes each row's weighted loss
+    ``sw[i] * loss_i`` into ``row_loss[i]`` instead of summing them (summed
+    later in row order, the same total)."""
+    for i in range(P.shape[0]):
+        w = sw[i]
+        row_loss[i] = w * _row_loss_and_delta(code, P, Y, D, w, i, eps)
 
 
 # ---------------------------------------------------------------------------
@@ -242,6 +264,82 @@ def forward_any(params, Xd, sp_data, sp_indices, sp_indptr, rows, sparse, nb,
 
 
 @kernel
+def _transpose_columns(A, nb, i0, i1, AT):
+    """``AT[i, r] = A[r, i0 + i]``: columns ``i0:i1`` of ``nb`` rows, as
+    C-contiguous rows (BLAS takes only contiguous operands in Numba). In
+    16 x 16 tiles: a plain double loop strides through memory on one side
+    and ran ~10x slower on large batches."""
+    w = i1 - i0
+    for rb in range(0, nb, 16):
+        re = min(rb + 16, nb)
+        for ib in range(0, w, 16):
+            ie = min(ib + 16, w)
+            for i in range(ib, ie):
+                for r in range(rb, re):
+                    AT[i, r] = A[r, i0 + i]
+
+
+@kernel
+def weight_grad(acts, act_off, Xd, sp_data, sp_indices, sp_indptr, rows, sparse,
+                l, nb, fi, i0, i1, D, G, scratch):
+    """``G = A_l[:, i0:i1]^T D``: rows ``i0:i1`` (input units) of layer
+    ``l``'s unnormalised coefficient gradient over the ``nb`` batch rows
+    (``D`` is ``(nb, fan_out)``, ``G`` is ``(i1 - i0, fan_out)``). Layer 0
+    reads the batch input: dense ``Xd`` or the CSR rows ``rows`` (nonzeros
+    only). A strict subset of the rows goes through a transposed copy in
+    ``scratch`` (at least ``(i1 - i0) * nb`` values)."""
+    whole = i0 == 0 and i1 == fi
+    if l == 0 and sparse:
+        fo = D.shape[1]
+        G[:, :] = 0
+        for r in range(nb):
+            i = rows[r]
+            for k in range(sp_indptr[i], sp_indptr[i + 1]):
+                j = sp_indices[k]
+                if j < i0 or j >= i1:
+                    continue
+                v = sp_data[k]
+                for c in range(fo):
+                    G[j - i0, c] += v * D[r, c]
+    elif l == 0:
+        if whole:
+            np.dot(Xd[:nb].T, D, G)
+        else:
+            AT = layer_view(scratch, 0, i1 - i0, nb)
+            _transpose_columns(Xd, nb, i0, i1, AT)
+            np.dot(AT, D, G)
+    else:
+        A = layer_view(acts, act_off[l], nb, fi)
+        if whole:
+            np.dot(A.T, D, G)
+        else:
+            AT = layer_view(scratch, 0, i1 - i0, nb)
+            _transpose_columns(A, nb, i0, i1, AT)
+            np.dot(AT, D, G)
+
+
+@kernel
+def column_sums(D, j0, out):
+    """``out[j] = sum_i D[i, j0 + j]``, rows added in order."""
+    out[:] = 0
+    for i in range(D.shape[0]):
+        for j in range(out.shape[0]):
+            out[j] += D[i, j0 + j]
+
+
+@kernel
+def propagate_delta(params, l, nb, units, coef_off, acts, deltas, act_off, hidden):
+    """Delta of hidden layer ``l`` from layer ``l + 1``'s:
+    ``D_l = (D_{l+1} W_l^T) * f'(A_l)`` for ``nb`` rows."""
+    fi = units[l]
+    fo = units[l + 1]
+    W = layer_view(params, coef_off[l], fi, fo)
+    Dp = layer_view(deltas, act_off[l], nb, fi)
+    np.dot(layer_view(deltas, act_off[l + 1], nb, fo), W.T, Dp)
+    hidden_derivative(hidden, layer_view(acts, act_off[l], nb, fi), Dp)
+
+
+@kernel
 def backward_any(params, grads, Xd, sp_data, sp_indices, sp_indptr, rows, sparse,
                  nb, units, coef_off, icpt_off, acts, deltas, act_off, hidden):
     """Backpropagate the output delta (already in ``deltas``); writes the
@@ -252,30 +350,13 @@ def backward_any(params, grads, Xd, sp_data, sp_indices, sp_indptr, rows, sparse
         fi = units[l]
         fo = units[l + 1]
         D = layer_view(deltas, act_off[l + 1], nb, fo)
-        G = layer_view(grads, coef_off[l], fi, fo)
+        weight_grad(acts, act_off, Xd, sp_data, sp_indices, sp_indptr, rows, sparse,
+                    l, nb, fi, 0, fi, D, layer_view(grads, coef_off[l], fi, fo),
+                    grads[:0])
+        column_sums(D, 0, grads[icpt_off[l]:icpt_off[l] + fo])
         if l > 0:
-            np.dot(layer_view(acts, act_off[l], nb, fi).T, D, G)
-        elif sparse:
-            G[:, :] = 0
-            for r in range(nb):
-                i = rows[r]
-                for k in range(sp_indptr[i], sp_indptr[i + 1]):
-                    j = sp_indices[k]
-                    v = sp_data[k]
-                    for c in range(fo):
-                        G[j, c] += v * D[r, c]
-        else:
-            np.dot(Xd[:nb].T, D, G)
-        gb = grads[icpt_off[l]:icpt_off[l] + fo]
-        gb[:] = 0
-        for i in range(nb):
-            for j in range(fo):
-                gb[j] += D[i, j]
-        if l > 0:
-            W = layer_view(params, coef_off[l], fi, fo)
-            Dp = layer_view(deltas, act_off[l], nb, fi)
-            np.dot(D, W.T, Dp)
-            hidden_derivative(hidden, layer_view(acts, act_off[l], nb, fi), Dp)
+            propagate_delta(params, l, nb, units, coef_off, acts, deltas, act_off,
+                            hidden)
 
 
 @kernel
@@ -348,97 +429,183 @@ def batch_loss_grad(params, grads, Xb, Yb, swb, nb, units, coef_off, icpt_off,
 
 
 # ---------------------------------------------------------------------------
-# optimizer updates (scalars in the weights' dtype)
+# optimizer updates
 # ---------------------------------------------------------------------------
 @kernel
-def sgd_update(params, grads, velocity, lr, momentum, nesterov):
-    """scikit-learn's SGD: ``v = mu v - lr g``; ``p += v`` or, Nesterov,
-    ``p += mu v - lr g``."""
-    n = params.shape[0]
-    if nesterov:
-        for k in range(n):
-            v = momentum * velocity[k] - lr * grads[k]
-            velocity[k] = v
-            params[k] += momentum * v - lr * grads[k]
-    else:
-        for k in range(n):
-            v = momentum * velocity[k] - lr * grads[k]
-            velocity[k] = v
-            params[k] += v
-
-
-@kernel
-def adam_update(params, grads, m1, m2, lr_t, beta_1, one_minus_beta_1, beta_2,
-                one_minus_beta_2, epsilon):
-    """scikit-learn's Adam with the bias correction folded into ``lr_t``.
-    ``1 - beta`` come precomputed (in float64, then cast) as scikit-learn
-    computes them."""
-    n = params.shape[0]
+def _adam_segment(params, grads, m1, m2, pk, gk, n, alpha, inv, lr_t, beta_1, c1,
+                  beta_2, c2, epsilon):
+    """scikit-learn's Adam on ``params[pk:pk+n]`` (and its moments) from the
+    unnormalised gradient sums ``grads[gk:gk+n]``, bias correction folded
+    into ``lr_t``. The loop runs from 0 over slices with no reduction:
+    otherwise LLVM does not vectorise it (measured 4x slower)."""
+    P = params[pk:pk + n]
+    G = grads[gk:gk + n]
+    M1 = m1[pk:pk + n]
+    M2 = m2[pk:pk + n]
     for k in range(n):
-        g = grads[k]
-        a = beta_1 * m1[k] + one_minus_beta_1 * g
-        b = beta_2 * m2[k] + one_minus_beta_2 * (g * g)
-        m1[k] = a
-        m2[k] = b
-        params[k] -= lr_t * a / (np.sqrt(b) + epsilon)
+        p = P[k]
+        g = (G[k] + alpha * p) * inv
+        a = beta_1 * M1[k] + c1 * g
+        b = beta_2 * M2[k] + c2 * (g * g)
+        M1[k] = a
+        M2[k] = b
+        P[k] = p - lr_t * a / (np.sqrt(b) + epsilon)
 
 
 @kernel
-def _adam_fused(params, grads, m1, m2, lo, hi, alpha, inv, lr_t, beta_1, c1,
-                beta_2, c2, epsilon):
-    """Adam over ``params[lo:hi]`` from unnormalised gradient sums. No
-    reduction in this loop: it would stop LLVM from vectorising it."""
-    for k in range(lo, hi):
-        p = params[k]
-        g = (grads[k] + alpha * p) * inv
-        a = beta_1 * m1[k] + c1 * g
-        b = beta_2 * m2[k] + c2 * (g * g)
-        m1[k] = a
-        m2[k] = b
-        params[k] = p - lr_t * a / (np.sqrt(b) + epsilon)
-
-
-@kernel
-def _sgd_fused(params, grads, velocity, lo, hi, alpha, inv, lr, momentum,
-               nesterov):
-    """SGD (momentum / Nesterov) over ``params[lo:hi]``."""
+def _sgd_segment(params, grads, velocity, pk, gk, n, alpha, inv, lr, momentum,
+                 nesterov):
+    """scikit-learn's SGD, ``v = mu v - lr g``; ``p += v`` or, Nesterov,
+    ``p += mu v - lr g``, on ``params[pk:pk+n]`` (slices, as Adam's)."""
+    P = params[pk:pk + n]
+    G = grads[gk:gk + n]
+    V = velocity[pk:pk + n]
     if nesterov:
-        for k in range(lo, hi):
-            p = params[k]
-            g = (grads[k] + alpha * p) * inv
-            v = momentum * velocity[k] - lr * g
-            velocity[k] = v
-            params[k] = p + (momentum * v - lr * g)
+        for k in range(n):
+            p = P[k]
+            g = (G[k] + alpha * p) * inv
+            v = momentum * V[k] - lr * g
+            V[k] = v
+            P[k] = p + (momentum * v - lr * g)
     else:
-        for k in range(lo, hi):
-            p = params[k]
-            g = (grads[k] + alpha * p) * inv
-            v = momentum * velocity[k] - lr * g
-            velocity[k] = v
-            params[k] = p + v
+        for k in range(n):
+            p = P[k]
+            g = (G[k] + alpha * p) * inv
+            v = momentum * V[k] - lr * g
+            V[k] = v
+            P[k] = p + v
 
 
 @kernel
-def fused_update(params, grads, state1, state2, n_coef, c, solver, nesterov):
-    """Normalise the gradient sums and apply the optimizer in one pass over
-    the weights (one read of each array instead of separate passes; at small
-    batches these passes, not the products, dominate a step).
+def update_segment(params, grads, state1, state2, pk, gk, n, alpha, c, solver,
+                   nesterov):
+    """Normalise gradient sums and apply the optimizer in one pass over
+    ``n`` weights (one read of each array instead of separate passes; at
+    small batches these passes, not the products, dominate a step).
 
     ``c`` (weights' dtype) = ``[lr, momentum, beta_1, 1-beta_1, beta_2,
-    1-beta_2, epsilon, lr_t, alpha, 1/sw_sum]``.
+    1-beta_2, epsilon, lr_t, alpha, 1/sw_sum]``; ``alpha`` is ``c[8]`` for
+    coefficients and 0 for intercepts.
     """
-    n = params.shape[0]
-    zero = c[8] * 0
     if solver == SGD:
-        _sgd_fused(params, grads, state1, 0, n_coef, c[8], c[9], c[0], c[1],
-                   nesterov)
-        _sgd_fused(params, grads, state1, n_coef, n, zero, c[9], c[0], c[1],
-                   nesterov)
+        _sgd_segment(params, grads, state1, pk, gk, n, alpha, c[9], c[0], c[1],
+                     nesterov)
     else:
-        _adam_fused(params, grads, state1, state2, 0, n_coef, c[8], c[9], c[7],
-                    c[2], c[3], c[4], c[5], c[6])
-        _adam_fused(params, grads, state1, state2, n_coef, n, zero, c[9], c[7],
-                    c[2], c[3], c[4], c[5], c[6])
+        _adam_segment(params, grads, state1, state2, pk, gk, n, alpha, c[9], c[7],
+                      c[2], c[3], c[4], c[5], c[6])
+
+
+# ---------------------------------------------------------------------------
+# threads of one fit: barriers
+#
+# A step can be shared by ``n_threads`` threads (train_steps below), each
+# running the same compiled loop on its own share and meeting the others at
+# barriers. A barrier is one counter per thread in ``sync`` (on separate
+# cache lines): a thread publishes how many barriers it has reached and
+# waits until every other thread has reached as many. Atomic acquire/release
+# accesses keep the compiler from caching the counters in registers and
+# order the buffer writes before the counter. ``sync[SYNC_ABORT]`` != 0 makes
+# every waiting thread give up (the caller's thread failed or was stopped).
+# ---------------------------------------------------------------------------
+SYNC_STRIDE = 16  # int64 slots between counters: 128 bytes
+SYNC_ABORT = 0
+_X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
+_POSIX = sys.platform != "win32"
+
+
+@intrinsic
+def _load_acquire(typingctx, arr, idx):
+    sig = types.int64(arr, idx)
+
+    def codegen(context, builder, signature, args):
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]])
+        return builder.load_atomic(ptr, "acquire", 8)
+
+    return sig, codegen
+
+
+@intrinsic
+def _store_release(typingctx, arr, idx, val):
+    sig = types.void(arr, idx, types.int64)
+
+    def codegen(context, builder, signature, args):
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]])
+        value = context.cast(builder, args[2], signature.args[2], types.int64)
+        builder.store_atomic(value, ptr, "release", 8)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def _spin_pause(typingctx):
+    """x86 ``pause`` (spin-wait hint); nothing elsewhere."""
+    sig = types.void()
+
+    def codegen(context, builder, signature, args):
+        if _X86:
+            fnty = llvm_ir.FunctionType(llvm_ir.VoidType(), [])
+            fn = cgutils.get_or_insert_function(builder.module, fnty,
+                                                "llvm.x86.sse2.pause")
+            builder.call(fn, [])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def _yield_cpu(typingctx):
+    """``sched_yield()``: let the OS run someone else (POSIX); elsewhere a
+    spin-wait hint only."""
+    sig = types.void()
+
+    def codegen(context, builder, signature, args):
+        if _POSIX:
+            fnty = llvm_ir.FunctionType(llvm_ir.IntType(32), [])
+            fn = cgutils.get_or_insert_function(builder.module, fnty, "sched_yield")
+            builder.call(fn, [])
+        elif _X86:
+            fnty = llvm_ir.FunctionType(llvm_ir.VoidType(), [])
+            fn = cgutils.get_or_insert_function(builder.module, fnty,
+                                                "llvm.x86.sse2.pause")
+            builder.call(fn, [])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@kernel
+def barrier(sync, tid, n_threads, count):
+    """Wait until every thread has reached barrier number ``count``.
+    Returns False when told to abort. Spins briefly (the others are usually
+    microseconds away), then yields the CPU on every check."""
+    _store_release(sync, (tid + 1) * SYNC_STRIDE, count)
+    for other in range(n_threads):
+        if other == tid:
+            continue
+        spins = 0
+        while _load_acquire(sync, (other + 1) * SYNC_STRIDE) < count:
+            if _load_acquire(sync, SYNC_ABORT) != 0:
+                return False
+            spins += 1
+            if spins < 2000:
+                _spin_pause()
+            else:
+                _yield_cpu()
+    return True
+
+
+@kernel
+def part_range(n, n_parts, p):
+    """Part ``p`` of ``range(n)`` cut into ``n_parts`` near-equal pieces
+    (the first ones one longer)."""
+    q, r = divmod(n, n_parts)
+    lo = p * q + min(p, r)
+    return lo, lo + q + (1 if p < r else 0)
 
 
 # ---------------------------------------------------------------------------
@@ -461,10 +628,11 @@ def gather_rows(X, Y, sw, order, start, stop, Xb, Yb, swb, sparse):
 
 
 @kernel
-def train_steps(X, sp_data, sp_indices, sp_indptr, sparse, Y, sw, order,
-                first_batch, n_steps, batch_size, params, grads, state1, state2,
-                hyper, units, coef_off, icpt_off, Xb, Yb, swb, acts, deltas,
-                act_off, hidden, out, solver, nesterov, adam_t, loss_acc):
+def train_steps(tid, n_threads, n_parts, sync, X, sp_data, sp_indices, sp_indptr,
+                sparse, Y, sw, order, first_batch, n_steps, batch_size, params,
+                grads, state1, state2, hyper, units, coef_off, icpt_off, Xb, Yb,
+                swb, row_loss, acts, deltas, scratch, act_off, hidden, out, solver,
+                nesterov, adam_t, loss_acc):
     """Run ``n_steps`` mini-batch steps of the current pass.
 
     Batch ``k`` of the pass is ``order[k*batch_size:(k+1)*batch_size]`` (the
@@ -472,6 +640,19 @@ def train_steps(X, sp_data, sp_indices, sp_indptr, sparse, Y, sw, order,
     first_batch + n_steps - 1``, which the caller keeps inside the pass.
     Input rows come from dense ``X`` or, when ``sparse``, from the CSR
     arrays (``X`` is then an empty ``(0, n_features)`` placeholder).
+
+    Each step is cut into ``n_parts`` parts, the same cut however many
+    threads run it, so the result never depends on the thread count. Phase A:
+    part ``p`` takes a slice of the batch rows -- gather, forward pass,
+    per-row losses and the deltas of every layer. Phase B: part ``q`` takes a
+    slice of every layer's input units -- their rows of the coefficient
+    gradient ``A[:, units]^T D`` (a contiguous run of ``grads`` and
+    ``params``) and their optimizer update -- and a slice of every layer's
+    intercepts. Rows are independent in A and weights in B, so the threads
+    meet only at two barriers per step. ``tid`` (0 .. ``n_threads`` - 1) runs
+    parts ``tid, tid + n_threads, ...``; thread 0 alone adds up the loss.
+    ``scratch`` holds ``n_parts`` transposed activation slices (see
+    :func:`weight_grad`; empty with one part).
 
     ``hyper`` (float64) = ``[lr, momentum, beta_1, beta_2, epsilon, alpha,
     eps_clip, lr_init]``; for Adam, ``lr`` is unused and ``adam_t`` is the
@@ -485,7 +666,8 @@ def train_steps(X, sp_data, sp_indices, sp_indptr, sparse, Y, sw, order,
     to the loss (its 0/0 gradient carries no information).
 
     Returns ``(updated loss_acc, samples seen, rows behind loss_acc's new
-    terms, optimizer updates made)``.
+    terms, optimizer updates made)`` (meaningful in thread 0), or ``seen =
+    -1`` if told to abort.
     """
     n = order.shape[0]
     eps_clip = hyper[6]
@@ -496,7 +678,7 @@ def train_steps(X, sp_data, sp_indices, sp_indptr, sparse, Y, sw, order,
     last = units.shape[0] - 1
     n_out = units[last]
     n_coef = icpt_off[0]
-    # the optimizer's scalars in the weights' dtype (see fused_update)
+    # the optimizer's scalars in the weights' dtype (see update_segment)
     c = np.empty(10, params.dtype)
     c[0] = hyper[0]
     c[1] = hyper[1]
@@ -506,45 +688,93 @@ def train_steps(X, sp_data, sp_indices, sp_indptr, sparse, Y, sw, order,
     c[5] = 1.0 - beta_2_64
     c[6] = hyper[4]
     c[8] = alpha_64
+    zero = c[8] * 0
+    part_off = np.empty(last + 1, np.int64)  # act_off shifted to a row slice
+    scratch_size = scratch.shape[0] // n_parts
     seen = 0
     loss_rows = 0
     updates = 0
+    l2 = 0.0
+    n_barriers = 0
     for s in range(n_steps):
         start = (first_batch + s) * batch_size
         stop = min(start + batch_size, n)
         nb = stop - start
         rows = order[start:stop]
-        gather_rows(X, Y, sw, order, start, stop, Xb, Yb, swb, sparse)
         seen += nb
+        # -- phase A: rows ---------------------------------------------------
+        for p in range(tid, n_parts, n_threads):
+            r0, r1 = part_range(nb, n_parts, p)
+            if p == 0:
+                l2 = l2_sum(params, n_coef)  # weights before the update
+            if r1 == r0:
+                continue
+            m = r1 - r0
+            gather_rows(X, Y, sw, order, start + r0, start + r1, Xb[r0:], Yb[r0:],
+                        swb[r0:], sparse)
+            for l in range(last + 1):
+                part_off[l] = act_off[l] + r0 * units[l]
+            forward_any(params, Xb[r0:r1], sp_data, sp_indices, sp_indptr,
+                        rows[r0:r1], sparse, m, units, coef_off, icpt_off, acts,
+                        part_off, hidden, out)
+            output_row_losses(out, layer_view(acts, part_off[last], m, n_out),
+                              Yb[r0:r1], swb[r0:r1],
+                              layer_view(deltas, part_off[last], m, n_out),
+                              eps_clip, row_loss[r0:r1])
+            for l in range(last - 1, 0, -1):
+                propagate_delta(params, l, m, units, coef_off, acts, deltas,
+                                part_off, hidden)
+        if n_threads > 1:
+            n_barriers += 1
+            if not barrier(sync, tid, n_threads, n_barriers):
+                return loss_acc, -1, loss_rows, updates
+        # -- phase B: weights ------------------------------------------------
         sw_sum = 0.0
         for i in range(nb):
             sw_sum += swb[i]
-        if sw_sum == 0.0:
-            # every sample of this batch has weight 0: its loss and gradient
-            # are 0/0. It carries no information, so it makes no update and
-            # stays out of the epoch's loss (it still counts in t_).
-            continue
-        forward_any(params, Xb, sp_data, sp_indices, sp_indptr, rows, sparse, nb,
-                    units, coef_off, icpt_off, acts, act_off, hidden, out)
-        P = layer_view(acts, act_off[last], nb, n_out)
-        D = layer_view(deltas, act_off[last], nb, n_out)
-        data = output_loss_and_delta(out, P, Yb[:nb], swb[:nb], D, eps_clip)
-        backward_any(params, grads, Xb, sp_data, sp_indices, sp_indptr, rows,
-                     sparse, nb, units, coef_off, icpt_off, acts, deltas, act_off,
-                     hidden)
-        c[9] = 1.0 / sw_sum
-        updates += 1
-        if solver == ADAM:
-            t = adam_t + updates
-            # scikit-learn computes this rate in float64 and applies it in
-            # the weights' dtype; the cell c[7] does that cast.
-            c[7] = (lr_init * math.sqrt(1.0 - beta_2_64 ** t)
-                    / (1.0 - beta_1_64 ** t))
-        l2 = l2_sum(params, n_coef)  # weights before the update
-        fused_update(params, grads, state1, state2, n_coef, c, solver, nesterov)
-        loss = (data + 0.5 * alpha_64 * l2) / sw_sum
-        loss_acc += loss * nb
-        loss_rows += nb
+        # a batch whose samples all weigh 0 has a 0/0 loss and gradient: it
+        # makes no update and stays out of the epoch's loss (it still counts
+        # in t_)
+        if sw_sum != 0.0:
+            c[9] = 1.0 / sw_sum
+            updates += 1
+            if solver == ADAM:
+                t = adam_t + updates
+                # scikit-learn computes this rate in float64 and applies it
+                # in the weights' dtype; the cell c[7] does that cast.
+                c[7] = (lr_init * math.sqrt(1.0 - beta_2_64 ** t)
+                        / (1.0 - beta_1_64 ** t))
+            for q in range(tid, n_parts, n_threads):
+                scratch_q = scratch[q * scratch_size:(q + 1) * scratch_size]
+                for l in range(last):
+                    fi = units[l]
+                    fo = units[l + 1]
+                    D = layer_view(deltas, act_off[l + 1], nb, fo)
+                    i0, i1 = part_range(fi, n_parts, q)
+                    if i1 > i0:
+                        gk = coef_off[l] + i0 * fo
+                        weight_grad(acts, act_off, Xb, sp_data, sp_indices,
+                                    sp_indptr, rows, sparse, l, nb, fi, i0, i1, D,
+                                    layer_view(grads, gk, i1 - i0, fo), scratch_q)
+                        update_segment(params, grads, state1, state2, gk, gk,
+                                       (i1 - i0) * fo, c[8], c, solver, nesterov)
+                    j0, j1 = part_range(fo, n_parts, q)
+                    if j1 > j0:
+                        ik = icpt_off[l] + j0
+                        column_sums(D, j0, grads[ik:ik + j1 - j0])
+                        update_segment(params, grads, state1, state2, ik, ik,
+                                       j1 - j0, zero, c, solver, nesterov)
+            if tid == 0:
+                data = 0.0
+                for i in range(nb):
+                    data += row_loss[i]
+                loss = (data + 0.5 * alpha_64 * l2) / sw_sum
+                loss_acc += loss * nb
+                loss_rows += nb
+        if n_threads > 1:
+            n_barriers += 1
+            if not barrier(sync, tid, n_threads, n_barriers):
+                return loss_acc, -1, loss_rows, updates
     return loss_acc, seen, loss_rows, updates
 
 

@@ -1,0 +1,224 @@
+"""Threads inside one fit (``skminibatch._threads``).
+
+A step is cut into a number of parts fixed by the problem's shape; any
+number of threads runs them with bit-identical results. These tests check
+that promise at the estimator level, the thread budget, and that a failing
+or interrupted thread never leaves another one waiting forever.
+"""
+
+import threading
+import types
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from joblib import Parallel, delayed, parallel_backend
+
+from skminibatch import MiniBatchMLPClassifier, MiniBatchMLPRegressor
+from skminibatch import _threads
+from skminibatch._kernels import _network as K
+
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+def _data(n=300, n_features=40, seed=0, classes=3):
+    rng = np.random.RandomState(seed)
+    X = rng.standard_normal((n, n_features))
+    y = (X[:, :3].sum(axis=1) > 0).astype(int) + (X[:, 3] > 1)
+    return X, y % classes
+
+
+def _weights(est):
+    return est.coefs_ + est.intercepts_
+
+
+def _fit(monkeypatch, n_threads, est, X, y):
+    monkeypatch.setenv("SKMINIBATCH_NUM_THREADS", str(n_threads))
+    return est.fit(X, y)
+
+
+# an estimator whose steps are cut in two (40 x 64 + 64 x 32 + ... weights)
+SHARED = dict(hidden_layer_sizes=(64, 32), batch_size=32, max_iter=4,
+              random_state=0)
+
+
+def test_shape_decides_the_parts_not_the_threads():
+    assert _threads.step_parts(1, 10**9) == 1  # one row: nothing to share
+    assert _threads.step_parts(16, 10) == 1  # tiny: barriers cost more
+    n_weights = 40 * 64 + 64 * 32 + 32 * 3 + 64 + 32 + 3
+    assert _threads.step_parts(32, n_weights) == 2
+
+
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "csr"])
+def test_one_or_two_threads_fit_bit_identical_weights(monkeypatch, solver, dtype,
+                                                      sparse):
+    X, y = _data()
+    X = X.astype(dtype)
+    if sparse:
+        X[np.abs(X) < 1] = 0
+        X = sp.csr_matrix(X)
+    fits = [_fit(monkeypatch, t, MiniBatchMLPClassifier(solver=solver, **SHARED),
+                 X, y) for t in (1, 2)]
+    for a, b in zip(_weights(fits[0]), _weights(fits[1])):
+        assert a.dtype == dtype
+        np.testing.assert_array_equal(a, b)
+    assert fits[0].loss_curve_ == fits[1].loss_curve_
+
+
+def test_regressor_with_early_stopping_bit_identical(monkeypatch):
+    X, _ = _data(seed=1)
+    y = X[:, :2] @ [1.0, -2.0]
+    fits = [_fit(monkeypatch, t, MiniBatchMLPRegressor(early_stopping=True,
+                                                       **SHARED), X, y)
+            for t in (1, 2)]
+    for a, b in zip(_weights(fits[0]), _weights(fits[1])):
+        np.testing.assert_array_equal(a, b)
+    assert fits[0].validation_scores_ == fits[1].validation_scores_
+
+
+def test_two_threads_are_used(monkeypatch):
+    """The second thread really runs: the kernel is entered from two
+    threads when the budget allows, from one when it does not."""
+    seen = set()
+    real = K.train_steps
+
+    def spy(tid, n_threads, *args):
+        seen.add((tid, n_threads, threading.get_ident()))
+        return real(tid, n_threads, *args)
+
+    monkeypatch.setattr(K, "train_steps", spy)
+    monkeypatch.setattr(_threads, "cpu_budget", lambda: 2)
+    X, y = _data()
+    MiniBatchMLPClassifier(**SHARED).fit(X, y)
+    assert {(tid, n) for tid, n, _ in seen} == {(0, 2), (1, 2)}
+    assert len({ident for _, _, ident in seen}) == 2
+
+    seen.clear()
+    monkeypatch.setattr(_threads, "cpu_budget", lambda: 1)
+    MiniBatchMLPClassifier(**SHARED).fit(X, y)
+    assert {(tid, n) for tid, n, _ in seen} == {(0, 1)}
+
+
+def test_concurrent_fits_share_the_budget_and_match_serial(monkeypatch):
+    """Fits in a thread pool (joblib's threading backend) split the CPUs
+    among themselves and still give the weights of a lone fit."""
+    monkeypatch.setattr(_threads, "cpu_budget", lambda: 2)
+    X, y = _data()
+    alone = MiniBatchMLPClassifier(**SHARED).fit(X, y)
+    with parallel_backend("threading", n_jobs=3):
+        fits = Parallel()(delayed(MiniBatchMLPClassifier(**SHARED).fit)(X, y)
+                          for _ in range(3))
+    for est in fits:
+        for a, b in zip(_weights(alone), _weights(est)):
+            np.testing.assert_array_equal(a, b)
+    assert _threads._training == 0
+
+
+@pytest.mark.parametrize("value,expected", [("1", 1), ("2", 2), ("64", None),
+                                            ("zero", None), ("", None)])
+def test_thread_budget_from_environment(monkeypatch, value, expected):
+    import joblib
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setenv("SKMINIBATCH_NUM_THREADS", value)
+    cpus = joblib.cpu_count()
+    assert _threads.cpu_budget() == (cpus if expected is None
+                                     else min(expected, cpus))
+    # joblib's loky workers set OMP_NUM_THREADS to their share
+    monkeypatch.delenv("SKMINIBATCH_NUM_THREADS")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert _threads.cpu_budget() == 1
+
+
+# ---------------------------------------------------------------------------
+# failures never leave a thread waiting
+# ---------------------------------------------------------------------------
+def _kernel_args(n_parts):
+    """Arguments of a real ``train_steps`` call (dense, adam) after the
+    thread arguments."""
+    from skminibatch._layout import Layout
+
+    rng = np.random.RandomState(0)
+    lay = Layout([5, 8, 3])
+    n, bs = 64, 8
+    X = rng.standard_normal((n, 5))
+    Y = np.eye(3)[rng.randint(0, 3, n)]
+    params = 0.1 * rng.standard_normal(lay.n_params)
+    hyper = np.array([0.1, 0.9, 0.9, 0.999, 1e-8, 1e-4, 1e-15, 1e-3])
+    acts = np.empty(lay.act_size(bs))
+    empty_i = np.empty(0, np.int32)
+    return (X, np.empty(0), empty_i, empty_i, False, Y, np.ones(n),
+            np.arange(n, dtype=np.int64), 0, n // bs, bs, params,
+            np.empty_like(params), np.zeros_like(params), np.zeros_like(params),
+            hyper, lay.units, lay.coef_off, lay.icpt_off, np.empty((bs, 5)),
+            np.empty((bs, 3)), np.empty(bs), np.empty(bs), acts,
+            np.empty_like(acts), np.empty(n_parts * 8 * bs), lay.act_offsets(bs),
+            K.TANH, K.OUT_SOFTMAX_LOG, K.ADAM, False, 0, 0.0)
+
+
+def _run_with_timeout(target, seconds=60):
+    """Run ``target`` in a thread; fail (instead of hanging) past ``seconds``."""
+    outcome = {}
+
+    def wrapper():
+        try:
+            outcome["value"] = target()
+        except BaseException as exc:  # noqa: BLE001
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=wrapper, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), "a thread of the fit is still waiting"
+    return outcome
+
+
+def test_failing_helper_aborts_the_caller_and_is_reraised():
+    def train_steps(tid, *args):
+        if tid == 1:
+            raise MemoryError("helper failed")
+        return K.train_steps(tid, *args)
+
+    fake = types.SimpleNamespace(train_steps=train_steps, SYNC_STRIDE=K.SYNC_STRIDE,
+                                 SYNC_ABORT=K.SYNC_ABORT)
+    outcome = _run_with_timeout(
+        lambda: _threads.run_train_steps(fake, 2, 2, _kernel_args(2)))
+    assert isinstance(outcome.get("error"), MemoryError)
+
+
+def test_caller_failing_before_its_kernel_releases_the_helper():
+    entered = []
+
+    def train_steps(tid, *args):
+        entered.append(tid)
+        if tid == 0:
+            raise KeyboardInterrupt  # e.g. Ctrl-C before the call started
+        return K.train_steps(tid, *args)
+
+    fake = types.SimpleNamespace(train_steps=train_steps, SYNC_STRIDE=K.SYNC_STRIDE,
+                                 SYNC_ABORT=K.SYNC_ABORT)
+    outcome = _run_with_timeout(
+        lambda: _threads.run_train_steps(fake, 2, 2, _kernel_args(2)))
+    assert isinstance(outcome.get("error"), KeyboardInterrupt)
+    assert sorted(entered) == [0, 1]
+
+
+def test_kernel_told_to_abort_returns_at_its_next_barrier():
+    sync = np.zeros(3 * K.SYNC_STRIDE, np.int64)
+    sync[K.SYNC_ABORT] = 1
+    # thread 0 of 2, alone: the abort flag releases it at the first barrier
+    result = K.train_steps(0, 2, 2, sync, *_kernel_args(2))
+    assert result[1] == -1
+
+
+def test_two_threads_match_one_on_the_raw_kernel():
+    runs = []
+    for n_threads in (1, 2):
+        args = _kernel_args(2)
+        result = _threads.run_train_steps(K, n_threads, 2, args)
+        runs.append((result, args[11].copy()))
+    assert runs[0][0] == runs[1][0]
+    np.testing.assert_array_equal(runs[0][1], runs[1][1])
