@@ -31,7 +31,11 @@ the shared machine hits all of them. Warm: one warm-up fit per library per (conf
 timing, so Numba compilation / cache loading is excluded.
 
 * ours: ``MiniBatchMLP*(**sklearn_estimator.get_params())``. Its training
-  loop runs BLAS single-threaded by design (skminibatch/_threads.py).
+  loop runs BLAS single-threaded by design and shares each step of at least
+  ``MIN_SHARED_WORK`` multiply-adds (batch x weights) between up to
+  ``min(MAX_PARTS, cpu_budget())`` threads of its own, results independent
+  of the thread count (skminibatch/_threads.py; the header prints the
+  numbers, ``SKMINIBATCH_NUM_THREADS=1`` runs one thread per fit).
 * sklearn: ``MLPClassifier`` / ``MLPRegressor``, same parameters, default
   BLAS threads (as a user runs it; the targets use this one); float32 input
   trains in float32. Also with its BLAS limited to 1 thread (threadpoolctl),
@@ -48,7 +52,8 @@ timing, so Numba compilation / cache loading is excluded.
   alpha / batch_size`` on the weight matrices only (not the biases): the
   same gradient for every full batch (the last, short batch of an epoch
   gets the full-batch factor). Timed with ``torch.set_num_threads(1)``
-  (matches ours; the targets use this one) and with torch's default.
+  (one thread, like our BLAS; the targets use this one) and with
+  torch's default.
   Initialisation scale differs (torch's default); it does not change the
   work done.
 * achieved GFLOP/s = 6 x samples x weights (coefficients, no biases) per
@@ -123,7 +128,7 @@ ALPHA, LR, BETA_1, BETA_2, EPSILON = 1e-4, 1e-3, 0.9, 0.999, 1e-8
 MIB = 1024 * 1024
 CPU_LOG = []  # process CPU seconds per epoch of the last timed fit (all threads)
 
-# issue 4, section 2 (torch ratios against torch with 1 thread, as ours)
+# issue 4, section 2 (torch ratios against torch with 1 thread)
 SPEED_TARGETS = [
     (("c1", "r1"), "sklearn", {16: 9, 64: 6, 256: 3, 1024: 2}),
     (("c1", "r1"), "torch", {16: 10, 64: 5, 256: 2, 1024: 1.3}),
@@ -804,7 +809,7 @@ def evaluate_targets(results, startup, memory, torch_threads):
                     v = r["torch_1_over_ours"]
                 checks.append((f"{c} {r['dtype']}", v, v >= thr, "{:.2f}x"))
             if lib == "torch":
-                name += " (torch 1 thread, as ours)"
+                name += " (torch 1 thread)"
             line = verdict(name, checks)
             if lib == "sklearn":
                 name += " (sklearn with its default BLAS threads)"
@@ -896,8 +901,9 @@ def markdown_report(meta, results, startup, memory, targets, torch_threads,
     out.append("Columns: seconds per epoch (warm); ratios = their time / ours; "
                "sk/ours CPU = the same ratio in process CPU time (all of sklearn's "
                "BLAS threads count, spin-waiting included, so it overstates "
-               "sklearn's work; ours runs on one core); sklearn x1 = scikit-learn "
-               "with its BLAS limited to 1 thread (threadpoolctl), like ours; "
+               "sklearn's work; ours counts all its step threads, see Threads); "
+               "sklearn x1 = scikit-learn with its BLAS limited to 1 thread "
+               "(threadpoolctl), like our BLAS; "
                "GFLOP/s = 6 x samples x weights / s; numpy = single-threaded numpy "
                "`@` on one step's products at that batch; %np = GFLOP/s / numpy; "
                "mm = numpy time for the products a step needs / our time per step; "
@@ -1097,8 +1103,14 @@ def main(argv=None):
                 torch_threads.append(n)
                 thread_names[n] = f"x{n}"
     sk_threads = ", ".join(f"{b['file']}={b['num_threads']}" for b in env["blas"])
+    from skminibatch._threads import MAX_PARTS, MIN_SHARED_WORK, cpu_budget
+
+    budget = cpu_budget()
     threads = ("ours: BLAS 1 thread inside fit (skminibatch limits SciPy's OpenBLAS "
-               "to 1 thread; one fit = one core); sklearn: default BLAS threads "
+               f"to 1 thread); steps of >= {MIN_SHARED_WORK:,} multiply-adds "
+               f"(batch x weights) shared by up to {min(MAX_PARTS, budget)} "
+               f"skminibatch threads (cpu_budget() = {budget}), results "
+               "independent of the thread count; sklearn: default BLAS threads "
                f"({sk_threads})" + ("; also sklearn with BLAS limited to 1 thread "
                                     "(threadpoolctl)" if args.sklearn_1thread else "")
                + "; numpy matmul reference: 1 thread (threadpoolctl)")
