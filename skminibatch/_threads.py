@@ -41,7 +41,7 @@ _training = 0  # fits inside ``training_threads`` right now
 
 #: Steps with fewer multiply-adds than this (batch x weights) run as one
 #: part: sharing them costs more in barriers than it saves.
-MIN_SHARED_WORK = 50_000
+MIN_SHARED_WORK = 1_000_000
 #: The most parts (and so threads) a step is cut into.
 MAX_PARTS = 2
 

@@ -38,16 +38,26 @@ def _fit(monkeypatch, n_threads, est, X, y):
     return est.fit(X, y)
 
 
-# an estimator whose steps are cut in two (40 x 64 + 64 x 32 + ... weights)
 SHARED = dict(hidden_layer_sizes=(64, 32), batch_size=32, max_iter=4,
               random_state=0)
 
 
-def test_shape_decides_the_parts_not_the_threads():
+@pytest.fixture(autouse=True)
+def _cut_small_steps(monkeypatch):
+    """Cut even these small test networks' steps in two (production cuts
+    only steps of >= MIN_SHARED_WORK multiply-adds, checked below)."""
+    monkeypatch.setattr(_threads, "MIN_SHARED_WORK", 0)
+
+
+def test_shape_decides_the_parts_not_the_threads(monkeypatch):
+    monkeypatch.undo()  # the production threshold
     assert _threads.step_parts(1, 10**9) == 1  # one row: nothing to share
-    assert _threads.step_parts(16, 10) == 1  # tiny: barriers cost more
-    n_weights = 40 * 64 + 64 * 32 + 32 * 3 + 64 + 32 + 3
-    assert _threads.step_parts(32, n_weights) == 2
+    # 784 features, hidden (256, 256), 10 classes: shared from batch 16 on
+    assert _threads.step_parts(16, 268_800) == 2
+    # 100 features, hidden (100,), 1 output: two threads lose to the
+    # barriers and to moving the weights between cores below ~1M
+    assert _threads.step_parts(64, 10_201) == 1
+    assert _threads.step_parts(256, 10_201) == 2
 
 
 @pytest.mark.parametrize("solver", ["adam", "sgd"])
