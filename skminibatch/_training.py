@@ -69,18 +69,21 @@ class _EpochBuffers:
 
     def __init__(self, layout, batch_size, n_features, n_outputs, dtype, n_parts,
                  sparse):
-        # sparse input is read in place: no dense batch buffer
-        self.Xb = np.empty((batch_size, 0 if sparse else n_features), dtype=dtype)
+        # the batch's columns of X, by part (train_steps); none when sparse:
+        # sparse rows are read in place
+        self.Xb = np.empty(0 if sparse else batch_size * n_features, dtype=dtype)
         self.Yb = np.empty((batch_size, n_outputs), dtype=dtype)
         self.swb = np.empty(batch_size, dtype=dtype)
         self.row_loss = np.empty(batch_size, dtype=np.float64)
         self.acts = np.empty(layout.act_size(batch_size), dtype=dtype)
         self.deltas = np.empty_like(self.acts)
-        # per part, one layer's slice of input units transposed (train_steps);
-        # sparse input needs none for the first layer
-        inputs = layout.units[1:-1] if sparse else layout.units[:-1]
-        widest = max([-(-int(u) // n_parts) for u in inputs], default=0)
-        self.scratch = np.empty(n_parts * widest * batch_size if n_parts > 1 else 0,
+        # with parts: their first-layer products, and per part one later
+        # layer's slice of input units transposed (train_steps)
+        shared = n_parts > 1
+        self.partials = np.empty(n_parts * batch_size * int(layout.units[1])
+                                 if shared else 0, dtype=dtype)
+        widest = max([-(-int(u) // n_parts) for u in layout.units[1:-1]], default=0)
+        self.scratch = np.empty(n_parts * widest * batch_size if shared else 0,
                                 dtype=dtype)
         self.act_off = layout.act_offsets(batch_size)
         self.grads = np.empty(layout.n_params, dtype=dtype)
@@ -153,7 +156,8 @@ class StochasticRun:
                  self.stream.next_batch,
                  n_steps, self.batch_size, st.params, b.grads, opt["state1"],
                  opt["state2"], hyper, lay.units, lay.coef_off, lay.icpt_off,
-                 b.Xb, b.Yb, b.swb, b.row_loss, b.acts, b.deltas, b.scratch,
+                 b.Xb, b.Yb, b.swb, b.row_loss, b.acts, b.deltas, b.partials,
+                 b.scratch,
                  b.act_off, self.hidden_code, self.out_code, solver,
                  bool(est.nesterovs_momentum), opt["adam_t"], loss_sum),
             )

@@ -410,15 +410,19 @@ class Trainer:
         self.params = prob.params.copy()
         self.grads = np.full(n, np.nan, dtype)
         nf, no = prob.units_tuple[0], prob.units_tuple[-1]
-        self.Xb = np.full((BATCH, nf), np.nan, dtype)
+        self.Xb = np.full(0 if sparse else BATCH * nf, np.nan, dtype)
         self.Yb = np.full((BATCH, no), np.nan, dtype)
         self.swb = np.full(BATCH, np.nan, dtype)
         (self.units, self.coef_off, self.icpt_off, self.act_off,
          _) = naive.layout(prob.units_tuple, BATCH)
         self.acts, self.deltas = naive.buffers(prob.units_tuple, BATCH, dtype)
         self.row_loss = np.full(BATCH, np.nan)
-        widest = max(-(-u // n_parts) for u in prob.units_tuple[:-1])
-        self.scratch = np.full(n_parts * widest * BATCH if n_parts > 1 else 0, np.nan,
+        units = prob.units_tuple
+        shared = n_parts > 1
+        self.partials = np.full(n_parts * BATCH * units[1] if shared else 0, np.nan,
+                                dtype)
+        widest = max([-(-u // n_parts) for u in units[1:-1]], default=0)
+        self.scratch = np.full(n_parts * widest * BATCH if shared else 0, np.nan,
                                dtype)
 
     def run(self, first_batch, n_steps, adam_t=0):
@@ -432,7 +436,8 @@ class Trainer:
              first_batch, n_steps, BATCH, self.params, self.grads, self.state1,
              self.state2, self.hyper, self.units, self.coef_off, self.icpt_off,
              self.Xb, self.Yb, self.swb, self.row_loss, self.acts, self.deltas,
-             self.scratch, self.act_off, hc, oc, solver, nesterov, adam_t, 0.0))
+             self.partials, self.scratch, self.act_off, hc, oc, solver, nesterov,
+             adam_t, 0.0))
         # every weight is non-zero here: every step updates and counts
         assert loss_rows == seen and updates == n_steps
         return loss_acc, seen

@@ -163,9 +163,10 @@ def _kernel_args(n_parts):
     return (X, np.empty(0), empty_i, empty_i, False, Y, np.ones(n),
             np.arange(n, dtype=np.int64), 0, n // bs, bs, params,
             np.empty_like(params), np.zeros_like(params), np.zeros_like(params),
-            hyper, lay.units, lay.coef_off, lay.icpt_off, np.empty((bs, 5)),
+            hyper, lay.units, lay.coef_off, lay.icpt_off, np.empty(bs * 5),
             np.empty((bs, 3)), np.empty(bs), np.empty(bs), acts,
-            np.empty_like(acts), np.empty(n_parts * 8 * bs), lay.act_offsets(bs),
+            np.empty_like(acts), np.empty(n_parts * bs * 8),
+            np.empty(n_parts * 4 * bs), lay.act_offsets(bs),
             K.TANH, K.OUT_SOFTMAX_LOG, K.ADAM, False, 0, 0.0)
 
 

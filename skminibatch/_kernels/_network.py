@@ -219,33 +219,37 @@ def layer_view(buf, off, n, m):
 # nonzeros.
 # ---------------------------------------------------------------------------
 @kernel
-def first_layer_forward(params, Xd, sp_data, sp_indices, sp_indptr, rows, sparse,
-                        nb, units, coef_off, acts, act_off):
-    fi = units[0]
+def first_layer_product(params, Xd, sp_data, sp_indices, sp_indptr, rows, sparse,
+                        nb, k0, k1, units, coef_off, A):
+    """``A = X[:, k0:k1] @ W_0[k0:k1]`` for the ``nb`` batch rows (no
+    intercept): the first layer's product restricted to input features
+    ``k0:k1``. Dense ``Xd`` holds exactly those columns (``(nb, k1 - k0)``);
+    sparse rows ``rows`` of the CSR arrays are read over their nonzeros."""
     fo = units[1]
-    W = layer_view(params, coef_off[0], fi, fo)
-    A = layer_view(acts, act_off[1], nb, fo)
     if sparse:
+        W = layer_view(params, coef_off[0], units[0], fo)
         A[:, :] = 0
         for r in range(nb):
             i = rows[r]
             for k in range(sp_indptr[i], sp_indptr[i + 1]):
                 j = sp_indices[k]
+                if j < k0 or j >= k1:
+                    continue
                 v = sp_data[k]
                 for c in range(fo):
                     A[r, c] += v * W[j, c]
+    elif k1 > k0:
+        np.dot(Xd[:nb], layer_view(params, coef_off[0] + k0 * fo, k1 - k0, fo), A)
     else:
-        np.dot(Xd[:nb], W, A)
+        A[:, :] = 0
 
 
 @kernel
-def forward_any(params, Xd, sp_data, sp_indices, sp_indptr, rows, sparse, nb,
-                units, coef_off, icpt_off, acts, act_off, hidden, out):
-    """Forward pass of one batch; fills every layer's activations in
-    ``acts`` (the output layer holds the output activation)."""
+def forward_layers(params, nb, units, coef_off, icpt_off, acts, act_off, hidden,
+                   out):
+    """The forward pass after the first layer's product (already in layer
+    1's block of ``acts``): intercepts, activations and the later layers."""
     n_layers = units.shape[0] - 1
-    first_layer_forward(params, Xd, sp_data, sp_indices, sp_indptr, rows, sparse,
-                        nb, units, coef_off, acts, act_off)
     for l in range(n_layers):
         fi = units[l]
         fo = units[l + 1]
@@ -261,6 +265,18 @@ def forward_any(params, Xd, sp_data, sp_indices, sp_indptr, rows, sparse, nb,
             hidden_activation(hidden, A)
         else:
             output_activation(out, A)
+
+
+@kernel
+def forward_any(params, Xd, sp_data, sp_indices, sp_indptr, rows, sparse, nb,
+                units, coef_off, icpt_off, acts, act_off, hidden, out):
+    """Forward pass of one batch; fills every layer's activations in
+    ``acts`` (the output layer holds the output activation)."""
+    first_layer_product(params, Xd, sp_data, sp_indices, sp_indptr, rows, sparse,
+                        nb, 0, units[0], units, coef_off,
+                        layer_view(acts, act_off[1], nb, units[1]))
+    forward_layers(params, nb, units, coef_off, icpt_off, acts, act_off, hidden,
+                   out)
 
 
 @kernel
@@ -581,8 +597,11 @@ def _yield_cpu(typingctx):
 @kernel
 def barrier(sync, tid, n_threads, count):
     """Wait until every thread has reached barrier number ``count``.
-    Returns False when told to abort. Spins briefly (the others are usually
-    microseconds away), then yields the CPU on every check."""
+    Returns False when told to abort. Spins ~3 us (100 ``pause``, ~29 ns
+    each here; the others are usually that close), then yields the CPU on
+    every check: when both threads share a core -- a busy machine, or
+    before the OS spreads them -- a longer spin made every step wait for the
+    spinner's time slice (2,000 spins: steps up to 3x slower)."""
     _store_release(sync, (tid + 1) * SYNC_STRIDE, count)
     for other in range(n_threads):
         if other == tid:
@@ -592,7 +611,7 @@ def barrier(sync, tid, n_threads, count):
             if _load_acquire(sync, SYNC_ABORT) != 0:
                 return False
             spins += 1
-            if spins < 2000:
+            if spins < 100:
                 _spin_pause()
             else:
                 _yield_cpu()
@@ -612,16 +631,19 @@ def part_range(n, n_parts, p):
 # the training loop: many steps in one call
 # ---------------------------------------------------------------------------
 @kernel
-def gather_rows(X, Y, sw, order, start, stop, Xb, Yb, swb, sparse):
-    """Copy rows ``order[start:stop]`` of Y, sw (and X unless sparse) into
-    the batch buffers."""
-    nf = X.shape[1]
+def gather_part(X, Y, sw, order, start, nb, k0, k1, r0, r1, Xq, Yb, swb, sparse):
+    """One part's share of gathering batch ``order[start:start+nb]``:
+    columns ``k0:k1`` of X for every batch row into ``Xq`` (unless sparse),
+    and Y, sw of batch rows ``r0:r1``."""
+    if not sparse:
+        for r in range(nb):
+            src = X[order[start + r]]
+            dst = Xq[r]
+            for j in range(k1 - k0):
+                dst[j] = src[k0 + j]
     no = Y.shape[1]
-    for r in range(stop - start):
+    for r in range(r0, r1):
         i = order[start + r]
-        if not sparse:
-            for j in range(nf):
-                Xb[r, j] = X[i, j]
         for j in range(no):
             Yb[r, j] = Y[i, j]
         swb[r] = sw[i]
@@ -631,8 +653,8 @@ def gather_rows(X, Y, sw, order, start, stop, Xb, Yb, swb, sparse):
 def train_steps(tid, n_threads, n_parts, sync, X, sp_data, sp_indices, sp_indptr,
                 sparse, Y, sw, order, first_batch, n_steps, batch_size, params,
                 grads, state1, state2, hyper, units, coef_off, icpt_off, Xb, Yb,
-                swb, row_loss, acts, deltas, scratch, act_off, hidden, out, solver,
-                nesterov, adam_t, loss_acc):
+                swb, row_loss, acts, deltas, partials, scratch, act_off, hidden,
+                out, solver, nesterov, adam_t, loss_acc):
     """Run ``n_steps`` mini-batch steps of the current pass.
 
     Batch ``k`` of the pass is ``order[k*batch_size:(k+1)*batch_size]`` (the
@@ -642,17 +664,25 @@ def train_steps(tid, n_threads, n_parts, sync, X, sp_data, sp_indices, sp_indptr
     arrays (``X`` is then an empty ``(0, n_features)`` placeholder).
 
     Each step is cut into ``n_parts`` parts, the same cut however many
-    threads run it, so the result never depends on the thread count. Phase A:
-    part ``p`` takes a slice of the batch rows -- gather, forward pass,
-    per-row losses and the deltas of every layer. Phase B: part ``q`` takes a
-    slice of every layer's input units -- their rows of the coefficient
-    gradient ``A[:, units]^T D`` (a contiguous run of ``grads`` and
-    ``params``) and their optimizer update -- and a slice of every layer's
-    intercepts. Rows are independent in A and weights in B, so the threads
-    meet only at two barriers per step. ``tid`` (0 .. ``n_threads`` - 1) runs
+    threads run it, so the result never depends on the thread count. The
+    first layer is cut by input features: part ``q`` gathers its columns of
+    the batch (``Xb`` holds part ``q``'s ``(nb, width)`` block at offset
+    ``batch_size * first_feature``: fixed places, so a shorter last batch
+    cannot overlap another part's block), multiplies them by its rows of ``W_0`` into
+    ``partials`` block ``q`` and later computes exactly those rows of
+    ``W_0``'s gradient and update -- so a part's share of the first layer's
+    weights is only ever read by that part. Phase 1: gather and first-layer
+    products. Phase 2, by batch rows: sum of the partial products (in part
+    order), the rest of the forward pass, per-row losses and the deltas of
+    every layer. Phase 3, by weights: the first layer's rows as above; for
+    every later layer, a slice of its input units (its rows of the
+    coefficient gradient ``A[:, units]^T D``, a contiguous run of ``grads``
+    and ``params``, through a transposed copy in ``scratch``) and a slice of
+    every layer's intercepts, each with its optimizer update. Threads meet
+    at a barrier after phases 1 and 2 (phase 3 of one step and phase 1 of
+    the next touch disjoint data). ``tid`` (0 .. ``n_threads`` - 1) runs
     parts ``tid, tid + n_threads, ...``; thread 0 alone adds up the loss.
-    ``scratch`` holds ``n_parts`` transposed activation slices (see
-    :func:`weight_grad`; empty with one part).
+    With one part ``partials`` and ``scratch`` may be empty.
 
     ``hyper`` (float64) = ``[lr, momentum, beta_1, beta_2, epsilon, alpha,
     eps_clip, lr_init]``; for Adam, ``lr`` is unused and ``adam_t`` is the
@@ -678,6 +708,8 @@ def train_steps(tid, n_threads, n_parts, sync, X, sp_data, sp_indices, sp_indptr
     last = units.shape[0] - 1
     n_out = units[last]
     n_coef = icpt_off[0]
+    nf = units[0]
+    h1 = units[1]
     # the optimizer's scalars in the weights' dtype (see update_segment)
     c = np.empty(10, params.dtype)
     c[0] = hyper[0]
@@ -702,7 +734,23 @@ def train_steps(tid, n_threads, n_parts, sync, X, sp_data, sp_indices, sp_indptr
         nb = stop - start
         rows = order[start:stop]
         seen += nb
-        # -- phase A: rows ---------------------------------------------------
+        A1 = layer_view(acts, act_off[1], nb, h1)
+        # -- phase 1: gather, first-layer products by input features ---------
+        for q in range(tid, n_parts, n_threads):
+            k0, k1 = part_range(nf, n_parts, q)
+            r0, r1 = part_range(nb, n_parts, q)
+            Xq = layer_view(Xb, batch_size * k0, nb, 0 if sparse else k1 - k0)
+            gather_part(X, Y, sw, order, start, nb, k0, k1, r0, r1, Xq, Yb, swb,
+                        sparse)
+            Pq = (A1 if n_parts == 1
+                  else layer_view(partials, q * batch_size * h1, nb, h1))
+            first_layer_product(params, Xq, sp_data, sp_indices, sp_indptr, rows,
+                                sparse, nb, k0, k1, units, coef_off, Pq)
+        if n_threads > 1:
+            n_barriers += 1
+            if not barrier(sync, tid, n_threads, n_barriers):
+                return loss_acc, -1, loss_rows, updates
+        # -- phase 2: forward and deltas by batch rows ------------------------
         for p in range(tid, n_parts, n_threads):
             r0, r1 = part_range(nb, n_parts, p)
             if p == 0:
@@ -710,13 +758,20 @@ def train_steps(tid, n_threads, n_parts, sync, X, sp_data, sp_indices, sp_indptr
             if r1 == r0:
                 continue
             m = r1 - r0
-            gather_rows(X, Y, sw, order, start + r0, start + r1, Xb[r0:], Yb[r0:],
-                        swb[r0:], sparse)
+            if n_parts > 1:
+                P0 = layer_view(partials, 0, nb, h1)
+                for r in range(r0, r1):
+                    for j in range(h1):
+                        A1[r, j] = P0[r, j]
+                for q in range(1, n_parts):
+                    Pq = layer_view(partials, q * batch_size * h1, nb, h1)
+                    for r in range(r0, r1):
+                        for j in range(h1):
+                            A1[r, j] += Pq[r, j]
             for l in range(last + 1):
                 part_off[l] = act_off[l] + r0 * units[l]
-            forward_any(params, Xb[r0:r1], sp_data, sp_indices, sp_indptr,
-                        rows[r0:r1], sparse, m, units, coef_off, icpt_off, acts,
-                        part_off, hidden, out)
+            forward_layers(params, m, units, coef_off, icpt_off, acts, part_off,
+                           hidden, out)
             output_row_losses(out, layer_view(acts, part_off[last], m, n_out),
                               Yb[r0:r1], swb[r0:r1],
                               layer_view(deltas, part_off[last], m, n_out),
@@ -724,57 +779,63 @@ def train_steps(tid, n_threads, n_parts, sync, X, sp_data, sp_indices, sp_indptr
             for l in range(last - 1, 0, -1):
                 propagate_delta(params, l, m, units, coef_off, acts, deltas,
                                 part_off, hidden)
-        if n_threads > 1:
-            n_barriers += 1
-            if not barrier(sync, tid, n_threads, n_barriers):
-                return loss_acc, -1, loss_rows, updates
-        # -- phase B: weights ------------------------------------------------
+        # every thread reads all of swb here, before the next step's phase 1
+        # may overwrite it
         sw_sum = 0.0
         for i in range(nb):
             sw_sum += swb[i]
-        # a batch whose samples all weigh 0 has a 0/0 loss and gradient: it
-        # makes no update and stays out of the epoch's loss (it still counts
-        # in t_)
-        if sw_sum != 0.0:
-            c[9] = 1.0 / sw_sum
-            updates += 1
-            if solver == ADAM:
-                t = adam_t + updates
-                # scikit-learn computes this rate in float64 and applies it
-                # in the weights' dtype; the cell c[7] does that cast.
-                c[7] = (lr_init * math.sqrt(1.0 - beta_2_64 ** t)
-                        / (1.0 - beta_1_64 ** t))
-            for q in range(tid, n_parts, n_threads):
-                scratch_q = scratch[q * scratch_size:(q + 1) * scratch_size]
-                for l in range(last):
-                    fi = units[l]
-                    fo = units[l + 1]
-                    D = layer_view(deltas, act_off[l + 1], nb, fo)
-                    i0, i1 = part_range(fi, n_parts, q)
-                    if i1 > i0:
-                        gk = coef_off[l] + i0 * fo
-                        weight_grad(acts, act_off, Xb, sp_data, sp_indices,
-                                    sp_indptr, rows, sparse, l, nb, fi, i0, i1, D,
-                                    layer_view(grads, gk, i1 - i0, fo), scratch_q)
-                        update_segment(params, grads, state1, state2, gk, gk,
-                                       (i1 - i0) * fo, c[8], c, solver, nesterov)
-                    j0, j1 = part_range(fo, n_parts, q)
-                    if j1 > j0:
-                        ik = icpt_off[l] + j0
-                        column_sums(D, j0, grads[ik:ik + j1 - j0])
-                        update_segment(params, grads, state1, state2, ik, ik,
-                                       j1 - j0, zero, c, solver, nesterov)
-            if tid == 0:
-                data = 0.0
-                for i in range(nb):
-                    data += row_loss[i]
-                loss = (data + 0.5 * alpha_64 * l2) / sw_sum
-                loss_acc += loss * nb
-                loss_rows += nb
         if n_threads > 1:
             n_barriers += 1
             if not barrier(sync, tid, n_threads, n_barriers):
                 return loss_acc, -1, loss_rows, updates
+        # -- phase 3: gradients and updates by weights ------------------------
+        # a batch whose samples all weigh 0 has a 0/0 loss and gradient: it
+        # makes no update and stays out of the epoch's loss (it still counts
+        # in t_)
+        if sw_sum == 0.0:
+            continue
+        c[9] = 1.0 / sw_sum
+        updates += 1
+        if solver == ADAM:
+            t = adam_t + updates
+            # scikit-learn computes this rate in float64 and applies it in
+            # the weights' dtype; the cell c[7] does that cast.
+            c[7] = (lr_init * math.sqrt(1.0 - beta_2_64 ** t)
+                    / (1.0 - beta_1_64 ** t))
+        for q in range(tid, n_parts, n_threads):
+            scratch_q = scratch[q * scratch_size:(q + 1) * scratch_size]
+            for l in range(last):
+                fi = units[l]
+                fo = units[l + 1]
+                D = layer_view(deltas, act_off[l + 1], nb, fo)
+                i0, i1 = part_range(fi, n_parts, q)
+                if i1 > i0:
+                    gk = coef_off[l] + i0 * fo
+                    G = layer_view(grads, gk, i1 - i0, fo)
+                    if l == 0 and not sparse:  # this part's own columns of X
+                        weight_grad(acts, act_off,
+                                    layer_view(Xb, batch_size * i0, nb, i1 - i0),
+                                    sp_data, sp_indices, sp_indptr, rows, sparse,
+                                    0, nb, i1 - i0, 0, i1 - i0, D, G, scratch_q)
+                    else:
+                        weight_grad(acts, act_off, Xb[:0].reshape((0, 0)),
+                                    sp_data, sp_indices, sp_indptr, rows, sparse,
+                                    l, nb, fi, i0, i1, D, G, scratch_q)
+                    update_segment(params, grads, state1, state2, gk, gk,
+                                   (i1 - i0) * fo, c[8], c, solver, nesterov)
+                j0, j1 = part_range(fo, n_parts, q)
+                if j1 > j0:
+                    ik = icpt_off[l] + j0
+                    column_sums(D, j0, grads[ik:ik + j1 - j0])
+                    update_segment(params, grads, state1, state2, ik, ik,
+                                   j1 - j0, zero, c, solver, nesterov)
+        if tid == 0:
+            data = 0.0
+            for i in range(nb):
+                data += row_loss[i]
+            loss = (data + 0.5 * alpha_64 * l2) / sw_sum
+            loss_acc += loss * nb
+            loss_rows += nb
     return loss_acc, seen, loss_rows, updates
 
 
