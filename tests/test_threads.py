@@ -187,34 +187,36 @@ def _run_with_timeout(target, seconds=60):
     return outcome
 
 
-def test_failing_helper_aborts_the_caller_and_is_reraised():
-    def train_steps(tid, *args):
-        if tid == 1:
-            raise MemoryError("helper failed")
-        return K.train_steps(tid, *args)
-
-    fake = types.SimpleNamespace(train_steps=train_steps, SYNC_STRIDE=K.SYNC_STRIDE,
-                                 SYNC_ABORT=K.SYNC_ABORT)
-    outcome = _run_with_timeout(
-        lambda: _threads.run_train_steps(fake, 2, 2, _kernel_args(2)))
-    assert isinstance(outcome.get("error"), MemoryError)
-
-
-def test_caller_failing_before_its_kernel_releases_the_helper():
+def _run_two_threads_failing(failing_tid, exc):
+    """``run_train_steps`` on two threads whose thread ``failing_tid``
+    raises ``exc`` instead of entering the kernel; returns (outcome, the
+    thread ids that were called)."""
     entered = []
 
     def train_steps(tid, *args):
         entered.append(tid)
-        if tid == 0:
-            raise KeyboardInterrupt  # e.g. Ctrl-C before the call started
+        if tid == failing_tid:
+            raise exc
         return K.train_steps(tid, *args)
 
     fake = types.SimpleNamespace(train_steps=train_steps, SYNC_STRIDE=K.SYNC_STRIDE,
                                  SYNC_ABORT=K.SYNC_ABORT)
     outcome = _run_with_timeout(
         lambda: _threads.run_train_steps(fake, 2, 2, _kernel_args(2)))
+    return outcome, sorted(entered)
+
+
+def test_failing_helper_aborts_the_caller_and_is_reraised():
+    outcome, entered = _run_two_threads_failing(1, MemoryError("helper failed"))
+    assert isinstance(outcome.get("error"), MemoryError)
+    assert entered == [0, 1]
+
+
+def test_caller_failing_before_its_kernel_releases_the_helper():
+    # e.g. Ctrl-C in the calling thread before its compiled call started
+    outcome, entered = _run_two_threads_failing(0, KeyboardInterrupt())
     assert isinstance(outcome.get("error"), KeyboardInterrupt)
-    assert sorted(entered) == [0, 1]
+    assert entered == [0, 1]
 
 
 def test_kernel_told_to_abort_returns_at_its_next_barrier():

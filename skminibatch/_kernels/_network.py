@@ -557,17 +557,23 @@ def _store_release(typingctx, arr, idx, val):
     return sig, codegen
 
 
+def _emit_pause(builder):
+    """Code generation: the x86 ``pause`` spin-wait hint (nothing
+    elsewhere)."""
+    if _X86:
+        fnty = llvm_ir.FunctionType(llvm_ir.VoidType(), [])
+        fn = cgutils.get_or_insert_function(builder.module, fnty,
+                                            "llvm.x86.sse2.pause")
+        builder.call(fn, [])
+
+
 @intrinsic
 def _spin_pause(typingctx):
     """x86 ``pause`` (spin-wait hint); nothing elsewhere."""
     sig = types.void()
 
     def codegen(context, builder, signature, args):
-        if _X86:
-            fnty = llvm_ir.FunctionType(llvm_ir.VoidType(), [])
-            fn = cgutils.get_or_insert_function(builder.module, fnty,
-                                                "llvm.x86.sse2.pause")
-            builder.call(fn, [])
+        _emit_pause(builder)
         return context.get_dummy_value()
 
     return sig, codegen
@@ -584,11 +590,8 @@ def _yield_cpu(typingctx):
             fnty = llvm_ir.FunctionType(llvm_ir.IntType(32), [])
             fn = cgutils.get_or_insert_function(builder.module, fnty, "sched_yield")
             builder.call(fn, [])
-        elif _X86:
-            fnty = llvm_ir.FunctionType(llvm_ir.VoidType(), [])
-            fn = cgutils.get_or_insert_function(builder.module, fnty,
-                                                "llvm.x86.sse2.pause")
-            builder.call(fn, [])
+        else:
+            _emit_pause(builder)
         return context.get_dummy_value()
 
     return sig, codegen
