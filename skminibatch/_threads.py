@@ -118,6 +118,50 @@ def training_threads():
             _training -= 1
 
 
+class ThreadChoice:
+    """Per compiled call, run on all the threads the budget allows or on
+    one, whichever measured faster per step in this fit.
+
+    Both give the same numbers, so this is purely about speed: on a shared
+    machine the second core can be busy or slow, and then two threads wait
+    for each other at every barrier (measured here: 470 us per step on two
+    threads against 310 us on one, in a spell when the two vCPUs did not
+    run in parallel; 215 us on two at other times). Each option is timed,
+    then the faster one is used and the other re-timed every ``RETRY``
+    calls; the timing calls ("trials") are kept to a quarter of a normal
+    call (calls last ~0.2 s, so the machine's state is followed within
+    seconds at a cost of a few percent).
+    """
+
+    RETRY = 16
+
+    def __init__(self):
+        self._per_step = {}  # threads -> seconds per step (running mean)
+        self._calls = 0
+
+    def choose(self, budget):
+        """``(threads, trial)``: ``trial`` marks a call that times the
+        option not currently preferred (the caller keeps such calls short)."""
+        if budget <= 1:
+            return 1, False
+        if budget not in self._per_step:
+            return budget, False
+        if 1 not in self._per_step:
+            return 1, True
+        self._calls += 1
+        faster = min((budget, 1), key=self._per_step.__getitem__)
+        if self._calls % self.RETRY == 0:
+            return (budget if faster == 1 else 1), True
+        return faster, False
+
+    def record(self, threads, n_steps, seconds):
+        if n_steps < 2:  # a single step mostly measures the call itself
+            return
+        per_step = seconds / n_steps
+        old = self._per_step.get(threads)
+        self._per_step[threads] = per_step if old is None else 0.5 * (old + per_step)
+
+
 def run_train_steps(kernels, n_threads, n_parts, args):
     """``kernels.train_steps`` on ``n_threads`` threads (this one and
     ``n_threads - 1`` helpers), all parts of every step done once.

@@ -20,8 +20,8 @@ from ._batching import BatchStream, steps_for_seconds
 from ._kernels import _codes as C
 from ._kernels import network
 from ._sklearn_compat import ConvergenceWarning
-from ._threads import (run_train_steps, single_threaded_blas, step_parts,
-                       training_threads)
+from ._threads import (ThreadChoice, run_train_steps, single_threaded_blas,
+                       step_parts, training_threads)
 
 
 # scikit-learn's wording, kept so code matching on it keeps working
@@ -118,6 +118,7 @@ class StochasticRun:
         self.buffers = _EpochBuffers(layout, batch_size, X.n_features, Y.shape[1],
                                      dtype, self.n_parts, X.sparse)
         self._threads_now = lambda n_parts: 1  # set while training
+        self._thread_choice = ThreadChoice()
         self.dtype = dtype
         self._steps_per_call = 1
         self.interrupted = False
@@ -148,10 +149,14 @@ class StochasticRun:
         loss_sum, seen, loss_rows = 0.0, 0, 0
         while remaining > 0:
             room = self.stream.room_in_pass()
-            n_steps = min(remaining, room, self._steps_per_call)
+            threads, trial = self._thread_choice.choose(
+                self._threads_now(self.n_parts))
+            per_call = (max(2, self._steps_per_call // 4) if trial
+                        else self._steps_per_call)
+            n_steps = min(remaining, room, per_call)
             t0 = time.perf_counter()
             loss_sum, part_seen, part_rows, updates = run_train_steps(
-                K, self._threads_now(self.n_parts), self.n_parts,
+                K, threads, self.n_parts,
                 (*self.X.args(), self.Y, self.sw, self.stream.order,
                  self.stream.next_batch,
                  n_steps, self.batch_size, st.params, b.grads, opt["state1"],
@@ -162,6 +167,7 @@ class StochasticRun:
                  bool(est.nesterovs_momentum), opt["adam_t"], loss_sum),
             )
             elapsed = time.perf_counter() - t0
+            self._thread_choice.record(threads, n_steps, elapsed)
             # hand control back to Python about every 0.2 s (Ctrl-C, progress)
             self._steps_per_call = steps_for_seconds(elapsed / n_steps)
             self.stream.advance(n_steps)
