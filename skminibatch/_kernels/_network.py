@@ -671,10 +671,11 @@ def train_steps(tid, n_threads, n_parts, sync, X, sp_data, sp_indices, sp_indptr
     first layer is cut by input features: part ``q`` gathers its columns of
     the batch (``Xb`` holds part ``q``'s ``(nb, width)`` block at offset
     ``batch_size * first_feature``: fixed places, so a shorter last batch
-    cannot overlap another part's block), multiplies them by its rows of ``W_0`` into
-    ``partials`` block ``q`` and later computes exactly those rows of
-    ``W_0``'s gradient and update -- so a part's share of the first layer's
-    weights is only ever read by that part. Phase 1: gather and first-layer
+    cannot overlap another part's block), multiplies them by its rows of
+    ``W_0`` into ``partials`` block ``q`` and later computes exactly those
+    rows of ``W_0``'s gradient and update -- so a part's share of the first
+    layer's weights is used by that part alone (but for the once-a-step sum
+    of squares of the L2 term). Phase 1: gather and first-layer
     products. Phase 2, by batch rows: sum of the partial products (in part
     order), the rest of the forward pass, per-row losses and the deltas of
     every layer. Phase 3, by weights: the first layer's rows as above; for
