@@ -461,6 +461,20 @@ ONE_STEP_CASES = [
 ONE_STEP_IDS = ["regression", "multioutput", "multiclass", "binary"]
 
 
+def _assert_one_sgd_step_from(est, coefs, intercepts, X, y, activation):
+    """``est``'s weights are one plain SGD step (lr 0.1, alpha 0.02, unit
+    sample weights) from ``coefs``/``intercepts`` on all of ``X``; returns
+    the loss at the starting weights."""
+    Y = targets_matrix(est, y)
+    loss, gc, gi = np_loss_grad(coefs, intercepts, X, Y, np.ones(len(X)), activation,
+                                est.out_activation_, 0.02)
+    expected = [c - 0.1 * g for c, g in zip(coefs, gc)] + \
+               [b - 0.1 * g for b, g in zip(intercepts, gi)]
+    for got, want in zip(all_weights(est), expected):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-14)
+    return loss
+
+
 def _sgd_step_params(hidden, activation):
     return dict(hidden_layer_sizes=hidden, activation=activation, solver="sgd",
                 momentum=0.0, learning_rate_init=0.1, alpha=0.02, shuffle=False,
@@ -476,13 +490,7 @@ def test_warm_start_continues_from_assigned_weights(est_cls, kind, activation, h
     coefs, intercepts = random_weights_like(est, seed=9)
     assign_weights(est, coefs, intercepts)
     est.set_params(warm_start=True).fit(X, y)  # one full-batch step
-    Y = targets_matrix(est, y)
-    loss, gc, gi = np_loss_grad(coefs, intercepts, X, Y, np.ones(20), activation,
-                                est.out_activation_, 0.02)
-    expected = [c - 0.1 * g for c, g in zip(coefs, gc)] + \
-               [b - 0.1 * g for b, g in zip(intercepts, gi)]
-    for got, want in zip(all_weights(est), expected):
-        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-14)
+    loss = _assert_one_sgd_step_from(est, coefs, intercepts, X, y, activation)
     assert est.loss_curve_[-1] == pytest.approx(loss, rel=1e-12)
     assert len(est.loss_curve_) == 2  # the curve continues across warm starts
     assert est.n_iter_ == 1
@@ -498,13 +506,7 @@ def test_partial_fit_continues_from_assigned_weights(est_cls, kind, activation, 
     coefs, intercepts = random_weights_like(est, seed=4)
     assign_weights(est, coefs, intercepts)
     est.partial_fit(X, y)
-    Y = targets_matrix(est, y)
-    _, gc, gi = np_loss_grad(coefs, intercepts, X, Y, np.ones(20), activation,
-                             est.out_activation_, 0.02)
-    expected = [c - 0.1 * g for c, g in zip(coefs, gc)] + \
-               [b - 0.1 * g for b, g in zip(intercepts, gi)]
-    for got, want in zip(all_weights(est), expected):
-        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-14)
+    _assert_one_sgd_step_from(est, coefs, intercepts, X, y, activation)
 
 
 def _np_adam(params, grads, m, v, t, lr=0.05, beta_1=0.9, beta_2=0.999, eps=1e-8):
