@@ -44,6 +44,14 @@ _training = 0  # fits inside ``training_threads`` right now
 MIN_SHARED_WORK = 1_000_000
 #: The most parts (and so threads) a step is cut into.
 MAX_PARTS = 2
+#: Networks with one hidden layer of at least this many units, on dense
+#: input, are cut by hidden units instead (``train_steps_units``: one
+#: barrier a step, no activations passed between threads) ...
+MIN_UNITS_HIDDEN = 16
+#: ... once a step has this many multiply-adds (batch x weights): measured
+#: here, two threads beat one from about 25,000 (20 features, 32 units,
+#: batch 64) and the cut costs nothing on one thread.
+MIN_UNITS_WORK = 20_000
 
 
 def _get_controller():
@@ -79,6 +87,18 @@ def step_parts(batch_size, n_weights):
     if batch_size < 2 or batch_size * n_weights < MIN_SHARED_WORK:
         return 1
     return MAX_PARTS
+
+
+def step_plan(batch_size, layout, sparse):
+    """``(n_parts, kernel)``: how each step of a fit is cut and the kernel
+    (name in :mod:`skminibatch._kernels._network`) that runs it -- from the
+    problem's shape only."""
+    units = layout.units
+    if (not sparse and layout.n_layers == 2 and batch_size >= 2
+            and units[1] >= MIN_UNITS_HIDDEN
+            and batch_size * layout.n_params >= MIN_UNITS_WORK):
+        return MAX_PARTS, "train_steps_units"
+    return step_parts(batch_size, layout.n_params), "train_steps"
 
 
 def _env_threads():
@@ -126,27 +146,35 @@ class ThreadChoice:
     machine the second core can be busy or slow, and then two threads wait
     for each other at every barrier (measured here: 470 us per step on two
     threads against 310 us on one, in a spell when the two vCPUs did not
-    run in parallel; 215 us on two at other times). Each option is timed,
-    then the faster one is used and the other re-timed every ``RETRY``
-    calls; the timing calls ("trials") are kept to a quarter of a normal
-    call (calls last ~0.2 s, so the machine's state is followed within
-    seconds at a cost of a few percent).
+    run in parallel; 215 us on two at other times). All threads are used
+    first; once the fit has trained ``FIRST_TRIAL_AFTER`` seconds, one
+    thread is timed, then the faster option is used and the other re-timed
+    every ``RETRY`` calls. The timing calls ("trials") are kept to
+    ``1 / TRIAL_FRACTION`` of a normal call (calls last ~0.2 s, so the
+    machine's state is followed within seconds at a cost of a few percent;
+    a short fit -- a 3-epoch benchmark fit -- pays nothing).
     """
 
     RETRY = 16
+    FIRST_TRIAL_AFTER = 0.5
+    TRIAL_FRACTION = 8
 
     def __init__(self):
         self._per_step = {}  # threads -> seconds per step (running mean)
         self._calls = 0
+        self._seconds = 0.0  # time in timed calls so far
 
     def choose(self, budget):
         """``(threads, trial)``: ``trial`` marks a call that times the
-        option not currently preferred (the caller keeps such calls short)."""
+        option not currently preferred (the caller keeps such calls short,
+        see :meth:`trial_steps`)."""
         if budget <= 1:
             return 1, False
         if budget not in self._per_step:
             return budget, False
         if 1 not in self._per_step:
+            if self._seconds < self.FIRST_TRIAL_AFTER:
+                return budget, False
             return 1, True
         self._calls += 1
         faster = min((budget, 1), key=self._per_step.__getitem__)
@@ -154,7 +182,12 @@ class ThreadChoice:
             return (budget if faster == 1 else 1), True
         return faster, False
 
+    def trial_steps(self, steps_per_call):
+        """Steps of a trial call, given a normal call's."""
+        return max(2, steps_per_call // self.TRIAL_FRACTION)
+
     def record(self, threads, n_steps, seconds):
+        self._seconds += seconds
         if n_steps < 2:  # a single step mostly measures the call itself
             return
         per_step = seconds / n_steps
@@ -162,19 +195,21 @@ class ThreadChoice:
         self._per_step[threads] = per_step if old is None else 0.5 * (old + per_step)
 
 
-def run_train_steps(kernels, n_threads, n_parts, args):
-    """``kernels.train_steps`` on ``n_threads`` threads (this one and
-    ``n_threads - 1`` helpers), all parts of every step done once.
+def run_train_steps(kernels, n_threads, n_parts, args, entry="train_steps"):
+    """``kernels.<entry>`` (a ``train_steps`` kernel) on ``n_threads``
+    threads (this one and ``n_threads - 1`` helpers), all parts of every
+    step done once.
 
     A helper that fails, or this thread failing, aborts the others at their
     next barrier; the failure is re-raised here after every helper ended.
     """
     sync = np.zeros((n_threads + 1) * kernels.SYNC_STRIDE, dtype=np.int64)
     helpers, failures = [], []
+    kernel = getattr(kernels, entry)
 
     def helper(tid):
         try:
-            kernels.train_steps(tid, n_threads, n_parts, sync, *args)
+            kernel(tid, n_threads, n_parts, sync, *args)
         except BaseException as exc:  # noqa: BLE001  re-raised by the caller
             failures.append(exc)
             sync[kernels.SYNC_ABORT] = 1
@@ -190,9 +225,9 @@ def run_train_steps(kernels, n_threads, n_parts, args):
             sync[kernels.SYNC_ABORT] = 1
             for thread in helpers:
                 thread.join()
-            return run_train_steps(kernels, 1, n_parts, args)
+            return run_train_steps(kernels, 1, n_parts, args, entry)
     try:
-        result = kernels.train_steps(0, n_threads, n_parts, sync, *args)
+        result = kernel(0, n_threads, n_parts, sync, *args)
     except BaseException:
         sync[kernels.SYNC_ABORT] = 1
         raise

@@ -21,7 +21,7 @@ from ._kernels import _codes as C
 from ._kernels import network
 from ._sklearn_compat import ConvergenceWarning
 from ._threads import (ThreadChoice, run_train_steps, single_threaded_blas,
-                       step_parts, training_threads)
+                       step_plan, training_threads)
 
 
 # scikit-learn's wording, kept so code matching on it keeps working
@@ -65,10 +65,18 @@ def new_optimizer_state(solver, n_params, dtype, learning_rate_init):
 
 
 class _EpochBuffers:
-    """Batch and activation buffers, allocated once per fit."""
+    """Batch and activation buffers, allocated once per fit, for the kernel
+    ``kernel`` (see :func:`skminibatch._threads.step_plan`)."""
 
     def __init__(self, layout, batch_size, n_features, n_outputs, dtype, n_parts,
-                 sparse):
+                 sparse, kernel="train_steps"):
+        self.kernel = kernel
+        self.n_parts = n_parts
+        self.grads = np.empty(layout.n_params, dtype=dtype)
+        if kernel == "train_steps_units":
+            self._init_units(layout, batch_size, n_features, n_outputs, dtype,
+                             n_parts)
+            return
         # the batch's columns of X, by part (train_steps); none when sparse:
         # sparse rows are read in place
         self.Xb = np.empty(0 if sparse else batch_size * n_features, dtype=dtype)
@@ -86,7 +94,41 @@ class _EpochBuffers:
         self.scratch = np.empty(n_parts * widest * batch_size if shared else 0,
                                 dtype=dtype)
         self.act_off = layout.act_offsets(batch_size)
-        self.grads = np.empty(layout.n_params, dtype=dtype)
+
+    def _init_units(self, layout, batch_size, n_features, n_outputs, dtype,
+                    n_parts):
+        """Buffers of ``train_steps_units`` (see its docstring): per thread
+        a copy of the batch, per part packed weights and hidden blocks."""
+        K = network()
+        n_hidden = int(layout.units[1])
+        weights, hidden, outputs = K.units_block_sizes(
+            n_features, n_hidden, n_outputs, n_parts, batch_size)
+        self.Xb = np.empty(n_parts * batch_size * n_features, dtype=dtype)
+        self.Yb = np.empty((n_parts, batch_size, n_outputs), dtype=dtype)
+        self.swb = np.empty((n_parts, batch_size), dtype=dtype)
+        self.row_loss = np.empty((n_parts, batch_size), dtype=np.float64)
+        self.acts = np.empty(n_parts * (hidden + outputs), dtype=dtype)
+        self.deltas = np.empty_like(self.acts)
+        self.partials = np.empty(2 * n_parts * outputs, dtype=dtype)
+        self.l2_parts = np.empty((2, 8 * n_parts), dtype=np.float64)
+        self.packed = np.empty((4, n_parts * weights), dtype=dtype)
+        self.blas = K.blas_functions()
+
+    def kernel_args(self, xin, Y, sw, order, first_batch, n_steps, batch_size,
+                    params, optimizer, hyper, layout, hidden_code, out_code,
+                    solver, nesterov, loss_acc):
+        """Arguments of ``self.kernel`` after ``(tid, n_threads, n_parts,
+        sync)``; ``optimizer`` is a dict as :func:`new_optimizer_state`."""
+        head = (order, first_batch, n_steps, batch_size, params, self.grads,
+                optimizer["state1"], optimizer["state2"], hyper, layout.units,
+                layout.coef_off, layout.icpt_off, self.Xb, self.Yb, self.swb,
+                self.row_loss, self.acts, self.deltas, self.partials)
+        tail = (hidden_code, out_code, solver, nesterov, optimizer["adam_t"],
+                loss_acc)
+        if self.kernel == "train_steps_units":
+            return ((xin.dense, Y, sw) + head + (self.l2_parts, self.packed) + tail
+                    + (self.blas,))
+        return (*xin.args(), Y, sw) + head + (self.scratch, self.act_off) + tail
 
 
 class StochasticRun:
@@ -114,9 +156,9 @@ class StochasticRun:
         self.stream = BatchStream(train_rows, batch_size, est.shuffle, random_state)
         dtype = X.dtype
         # how each step is cut for threads: from the shape only (_threads.py)
-        self.n_parts = step_parts(batch_size, layout.n_params)
+        self.n_parts, self.kernel = step_plan(batch_size, layout, X.sparse)
         self.buffers = _EpochBuffers(layout, batch_size, X.n_features, Y.shape[1],
-                                     dtype, self.n_parts, X.sparse)
+                                     dtype, self.n_parts, X.sparse, self.kernel)
         self._threads_now = lambda n_parts: 1  # set while training
         self._thread_choice = ThreadChoice()
         self.dtype = dtype
@@ -151,20 +193,18 @@ class StochasticRun:
             room = self.stream.room_in_pass()
             threads, trial = self._thread_choice.choose(
                 self._threads_now(self.n_parts))
-            per_call = (max(2, self._steps_per_call // 4) if trial
-                        else self._steps_per_call)
+            per_call = (self._thread_choice.trial_steps(self._steps_per_call)
+                        if trial else self._steps_per_call)
             n_steps = min(remaining, room, per_call)
             t0 = time.perf_counter()
             loss_sum, part_seen, part_rows, updates = run_train_steps(
                 K, threads, self.n_parts,
-                (*self.X.args(), self.Y, self.sw, self.stream.order,
-                 self.stream.next_batch,
-                 n_steps, self.batch_size, st.params, b.grads, opt["state1"],
-                 opt["state2"], hyper, lay.units, lay.coef_off, lay.icpt_off,
-                 b.Xb, b.Yb, b.swb, b.row_loss, b.acts, b.deltas, b.partials,
-                 b.scratch,
-                 b.act_off, self.hidden_code, self.out_code, solver,
-                 bool(est.nesterovs_momentum), opt["adam_t"], loss_sum),
+                b.kernel_args(self.X, self.Y, self.sw, self.stream.order,
+                              self.stream.next_batch, n_steps, self.batch_size,
+                              st.params, opt, hyper, lay, self.hidden_code,
+                              self.out_code, solver, bool(est.nesterovs_momentum),
+                              loss_sum),
+                self.kernel,
             )
             elapsed = time.perf_counter() - t0
             self._thread_choice.record(threads, n_steps, elapsed)

@@ -16,7 +16,9 @@ import pytest
 from scipy.special import expit
 
 from skminibatch._kernels import _network as K
+from skminibatch._layout import KernelInput, Layout
 from skminibatch._threads import run_train_steps
+from skminibatch._training import _EpochBuffers
 
 try:  # tests/ importable as a package (rootdir on sys.path) ...
     from tests import naive
@@ -75,7 +77,10 @@ def make_targets(rng, out, n, n_out):
         Y[1, 1] = 2.5
     elif out == "binary_log":  # 0/1, both present
         Y = rng.integers(0, 2, size=(n, n_out)).astype(np.float64)
-        Y[0, 0], Y[0, 1] = 0.0, 1.0
+        if n_out == 1:
+            Y[0, 0], Y[1, 0] = 0.0, 1.0
+        else:
+            Y[0, 0], Y[0, 1] = 0.0, 1.0
     elif out == "softmax_log":  # one-hot rows
         Y = np.eye(n_out)[rng.integers(0, n_out, size=n)]
     else:
@@ -556,6 +561,203 @@ def test_train_steps_same_numbers_with_any_thread_count(n_parts, solver, sparse,
         np.testing.assert_array_equal(params, results[0][2])
         np.testing.assert_array_equal(state1, results[0][3])
         np.testing.assert_array_equal(state2, results[0][4])
+
+
+# ---------------------------------------------------------------------------
+# train_steps_units: one hidden layer cut by hidden units
+# ---------------------------------------------------------------------------
+UNITS_ONE_HIDDEN = (5, 7, 3)  # several outputs: the output products in BLAS
+UNITS_ONE_OUTPUT = (5, 7, 1)  # one output: the outer-product loop
+
+
+class UnitsTrainer(Trainer):
+    """:class:`Trainer` for ``train_steps_units``, with the estimators'
+    own buffers (``_EpochBuffers``), every float buffer filled with NaN."""
+
+    def __init__(self, prob, solver, n_parts=2, n_threads=1, known_state=True):
+        super().__init__(prob, solver, known_state=known_state)
+        self.n_parts, self.n_threads = n_parts, n_threads
+        units = prob.units_tuple
+        self.layout = Layout(units)
+        self.buffers = _EpochBuffers(self.layout, BATCH, units[0], units[-1],
+                                     prob.dtype, n_parts, False, "train_steps_units")
+        for value in vars(self.buffers).values():
+            if isinstance(value, np.ndarray) and value.dtype.kind == "f":
+                value.fill(np.nan)
+
+    def args(self, first_batch, n_steps, adam_t=0):
+        prob = self.prob
+        hc, oc = prob.codes
+        solver = K.ADAM if self.solver == "adam" else K.SGD
+        optimizer = {"state1": self.state1, "state2": self.state2, "adam_t": adam_t}
+        return self.buffers.kernel_args(
+            KernelInput(prob.X), prob.Y, prob.sw, self.order, first_batch, n_steps,
+            BATCH, self.params, optimizer, self.hyper, self.layout, hc, oc, solver,
+            self.solver == "nesterov", 0.0)
+
+    def run(self, first_batch, n_steps, adam_t=0, sync=None):
+        args = self.args(first_batch, n_steps, adam_t)
+        if sync is not None:  # one thread of n_parts, on a given sync array
+            return K.train_steps_units(0, self.n_parts, self.n_parts, sync, *args)
+        loss_acc, seen, loss_rows, updates = run_train_steps(
+            K, self.n_threads, self.n_parts, args, "train_steps_units")
+        assert loss_rows == seen and updates == n_steps
+        return loss_acc, seen
+
+
+UNITS_MODELS = [("tanh", "softmax_log", UNITS_ONE_HIDDEN),
+                ("relu", "binary_log", UNITS_ONE_OUTPUT),
+                ("relu", "binary_log", UNITS_ONE_HIDDEN),
+                ("logistic", "poisson", UNITS_ONE_HIDDEN),
+                ("identity", "squared", UNITS_ONE_OUTPUT)]
+
+
+@dtype_param
+@pytest.mark.parametrize("hidden,out,units", UNITS_MODELS,
+                         ids=["-".join(map(str, m[:2])) + f"-{m[2][-1]}out"
+                              for m in UNITS_MODELS])
+@pytest.mark.parametrize("solver", ["sgd", "nesterov", "adam"])
+@pytest.mark.parametrize("first_batch,n_steps,n_parts",
+                         [(0, 1, 2), (3, 1, 2), (1, 3, 2), (0, 4, 3)],
+                         ids=["first", "remainder", "three-to-end", "all-3-parts"])
+def test_train_steps_units_closed_form(first_batch, n_steps, n_parts, solver,
+                                       hidden, out, units, dtype):
+    """The hidden-unit cut computes the same steps as the naive reference
+    (3 parts of 7 units: blocks of 3, 2, 2)."""
+    prob = Problem(problem_seed("units", hidden, out, units[-1], dtype), hidden,
+                   out, dtype, n=N_TRAIN, units=units)
+    tr = UnitsTrainer(prob, solver, n_parts=n_parts)
+    p0, s10, s20 = tr.params.copy(), tr.state1.copy(), tr.state2.copy()
+    adam_t = 4 if solver == "adam" else 0
+    loss_sum, seen = tr.run(first_batch, n_steps, adam_t)
+
+    ref_p, ref_s1, ref_s2, ref_loss_sum, ref_seen = tr.reference(
+        p0, s10, s20, first_batch, n_steps, adam_t)
+    assert seen == ref_seen
+    assert_close(loss_sum, ref_loss_sum, dtype)
+    step_rtol = 1e-9 if dtype == np.float64 else 2e-3
+    assert_close(tr.params.astype(np.float64) - p0, ref_p - p0, dtype, rtol=step_rtol)
+    assert_close(tr.params, ref_p, dtype)
+    assert_close(tr.state1, ref_s1, dtype)
+    if solver == "adam":
+        assert_close(tr.state2, ref_s2, dtype)
+    else:  # SGD leaves the second state alone
+        assert np.all(np.isnan(tr.state2))
+
+
+@dtype_param
+@pytest.mark.parametrize("units", [UNITS_ONE_HIDDEN, UNITS_ONE_OUTPUT],
+                         ids=["3out", "1out"])
+@pytest.mark.parametrize("solver", ["nesterov", "adam"])
+@pytest.mark.parametrize("n_parts", [2, 3])
+def test_train_steps_units_same_numbers_with_any_thread_count(n_parts, solver,
+                                                               units, dtype):
+    results = []
+    for n_threads in range(1, n_parts + 1):
+        prob = Problem(problem_seed("units-threads", dtype), "relu", "binary_log",
+                       dtype, n=N_TRAIN, units=units)
+        tr = UnitsTrainer(prob, solver, n_parts=n_parts, n_threads=n_threads)
+        loss_sum, seen = tr.run(first_batch=0, n_steps=4, adam_t=3)
+        results.append((loss_sum, seen, tr.params, tr.state1, tr.state2))
+    for loss_sum, seen, params, state1, state2 in results[1:]:
+        assert (loss_sum, seen) == results[0][:2]
+        np.testing.assert_array_equal(params, results[0][2])
+        np.testing.assert_array_equal(state1, results[0][3])
+        np.testing.assert_array_equal(state2, results[0][4])
+
+
+def test_train_steps_units_zero_weight_batch_makes_no_update():
+    """A batch whose samples all weigh 0 leaves weights and state alone and
+    adds nothing to the loss, as in ``train_steps``."""
+    prob = Problem(problem_seed("units-zero"), "relu", "binary_log", np.float64,
+                   n=N_TRAIN, units=UNITS_ONE_OUTPUT)
+    tr = UnitsTrainer(prob, "adam", n_parts=2, n_threads=2)
+    prob.sw[batch_rows(tr.order, 1)] = 0.0
+    p0, s10 = tr.params.copy(), tr.state1.copy()
+    loss_acc, seen, loss_rows, updates = run_train_steps(
+        K, 2, 2, tr.args(first_batch=1, n_steps=1), "train_steps_units")
+    assert (loss_acc, seen, loss_rows, updates) == (0.0, BATCH, 0, 0)
+    np.testing.assert_array_equal(tr.params, p0)
+    np.testing.assert_array_equal(tr.state1, s10)
+
+
+def test_train_steps_units_abort_puts_the_weights_back():
+    """Told to abort at its first barrier, a thread returns ``seen = -1``
+    and copies its parts' (unchanged) weights back into ``params``."""
+    prob = Problem(problem_seed("units-abort"), "tanh", "softmax_log", np.float64,
+                   n=N_TRAIN, units=UNITS_ONE_HIDDEN)
+    tr = UnitsTrainer(prob, "adam", n_parts=2)
+    p0, s10, s20 = tr.params.copy(), tr.state1.copy(), tr.state2.copy()
+    sync = np.zeros(3 * K.SYNC_STRIDE, np.int64)
+    sync[K.SYNC_ABORT] = 1
+    result = tr.run(0, 2, sync=sync)
+    assert result[1] == -1
+    np.testing.assert_array_equal(tr.params, p0)
+    np.testing.assert_array_equal(tr.state1, s10)
+    np.testing.assert_array_equal(tr.state2, s20)
+
+
+# ---------------------------------------------------------------------------
+# gemm with leading dimensions (the BLAS call of train_steps_units)
+# ---------------------------------------------------------------------------
+@dtype_param
+@pytest.mark.parametrize("ta", [K.NOTRANS, K.TRANS], ids=["A", "At"])
+@pytest.mark.parametrize("tb", [K.NOTRANS, K.TRANS], ids=["B", "Bt"])
+def test_gemm_on_blocks_of_larger_matrices(ta, tb, dtype):
+    """``C[:, 2:6] = op(A) op(B) + beta C`` on column blocks of wider
+    matrices (leading dimension > width); the rest of C is untouched."""
+    rng = np.random.default_rng(3)
+    m, n, k = 5, 4, 3
+    A_full = rng.standard_normal((k, m + 2) if ta == K.TRANS else (m, k + 2)).astype(dtype)
+    B_full = rng.standard_normal((n, k + 1) if tb == K.TRANS else (k, n + 1)).astype(dtype)
+    C_full = rng.standard_normal((m, 9)).astype(dtype)
+    C0 = C_full.copy()
+    A = A_full[:, 1:1 + m] if ta == K.TRANS else A_full[:, 1:1 + k]
+    B = B_full[:, :k] if tb == K.TRANS else B_full[:, :n]
+    opA = A.T if ta == K.TRANS else A
+    opB = B.T if tb == K.TRANS else B
+    flat_A = A_full.reshape(-1)[1:]
+    K.gemm(K.blas_functions(), ta, tb, m, n, k, flat_A, A_full.shape[1],
+           B_full.reshape(-1), B_full.shape[1], 0.5, C_full.reshape(-1)[2:], 9)
+    expected = C0.astype(np.float64)
+    expected[:, 2:6] = opA.astype(np.float64) @ opB + 0.5 * C0[:, 2:6]
+    assert_close(C_full, expected, dtype)
+    np.testing.assert_array_equal(C_full[:, :2], C0[:, :2])
+    np.testing.assert_array_equal(C_full[:, 6:], C0[:, 6:])
+
+
+def test_gemm_refuses_operands_outside_their_arrays():
+    A = np.ones(12)
+    C = np.zeros(12)
+    blas = K.blas_functions()
+    K.gemm(blas, K.NOTRANS, K.NOTRANS, 3, 4, 3, A, 3, A, 4, 0.0, C, 4)
+    assert np.all(C == 3.0)
+    with pytest.raises(ValueError, match="does not fit"):  # C needs 16 values
+        K.gemm(blas, K.NOTRANS, K.NOTRANS, 4, 4, 3, A, 3, A, 4, 0.0, C, 4)
+    with pytest.raises(ValueError, match="does not fit"):  # lda < width
+        K.gemm(blas, K.NOTRANS, K.NOTRANS, 3, 4, 3, A, 2, A, 4, 0.0, C, 4)
+
+
+@dtype_param
+@pytest.mark.parametrize("rows", [1, 40, 300])
+def test_gemm_in_row_chunks_matches_one_product(rows, dtype):
+    """Row chunks (for BLAS's small-product kernel) give the product and
+    the batch-summed gradient of one call, to rounding."""
+    rng = np.random.default_rng(4)
+    k, n = 100, 60  # 300 x 100 x 60 = 1.8M multiply-adds: chunks of 160 rows
+    assert K._small_gemm_rows(300, n, k) == 160
+    X = rng.standard_normal((rows, k)).astype(dtype)
+    W = rng.standard_normal((k, n)).astype(dtype)
+    D = rng.standard_normal((rows, n)).astype(dtype)
+    A = np.full((rows, n), np.nan, dtype)
+    G = np.full((k, n), np.nan, dtype)
+    blas = K.blas_functions()
+    K.gemm_by_rows(blas, rows, n, k, X.reshape(-1), k, W.reshape(-1), n,
+                   A.reshape(-1), n)
+    K.gemm_tn_by_rows(blas, k, n, rows, X.reshape(-1), k, D.reshape(-1), n,
+                      G.reshape(-1), n)
+    assert_close(A, X.astype(np.float64) @ W, dtype, rtol=RTOL[dtype] * 10)
+    assert_close(G, X.T.astype(np.float64) @ D, dtype, rtol=RTOL[dtype] * 10)
 
 
 def test_part_range_covers_everything_once():

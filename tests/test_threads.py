@@ -45,8 +45,10 @@ SHARED = dict(hidden_layer_sizes=(64, 32), batch_size=32, max_iter=4,
 @pytest.fixture(autouse=True)
 def _cut_small_steps(monkeypatch):
     """Cut even these small test networks' steps in two (production cuts
-    only steps of >= MIN_SHARED_WORK multiply-adds, checked below)."""
+    only steps of >= MIN_SHARED_WORK / MIN_UNITS_WORK multiply-adds, checked
+    below)."""
     monkeypatch.setattr(_threads, "MIN_SHARED_WORK", 0)
+    monkeypatch.setattr(_threads, "MIN_UNITS_WORK", 0)
 
 
 def test_shape_decides_the_parts_not_the_threads(monkeypatch):
@@ -58,6 +60,54 @@ def test_shape_decides_the_parts_not_the_threads(monkeypatch):
     # barriers and to moving the weights between cores below ~1M
     assert _threads.step_parts(64, 10_201) == 1
     assert _threads.step_parts(256, 10_201) == 2
+
+
+def test_one_hidden_layer_dense_is_cut_by_hidden_units(monkeypatch):
+    from skminibatch._layout import Layout
+
+    monkeypatch.undo()  # the production thresholds
+    c1 = Layout([100, 100, 1])  # 10,201 weights
+    units = (2, "train_steps_units")
+    assert _threads.step_plan(16, c1, sparse=False) == units
+    assert _threads.step_plan(1, c1, sparse=False) == (1, "train_steps")
+    # sparse input, several hidden layers, a narrow layer or a tiny step:
+    # the general kernel (cut by step_parts)
+    assert _threads.step_plan(16, c1, sparse=True) == (1, "train_steps")
+    assert _threads.step_plan(256, c1, sparse=True) == (2, "train_steps")
+    assert _threads.step_plan(64, Layout([100, 100, 100, 1]), False) == (
+        2, "train_steps")
+    assert _threads.step_plan(64, Layout([100, 8, 1]), False) == (1, "train_steps")
+    assert _threads.step_plan(16, Layout([20, 32, 1]), False) == (1, "train_steps")
+    assert _threads.step_plan(64, Layout([20, 32, 1]), False) == units
+
+
+ONE_HIDDEN = dict(hidden_layer_sizes=(24,), batch_size=16, max_iter=3,
+                  random_state=0)
+
+
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_hidden_unit_cut_bit_identical_with_one_or_two_threads(monkeypatch, solver,
+                                                                dtype):
+    X, y = _data()
+    X = X.astype(dtype)
+    seen = []
+    real = K.train_steps_units
+
+    def spy(tid, n_threads, *args):
+        seen.append((tid, n_threads))
+        return real(tid, n_threads, *args)
+
+    monkeypatch.setattr(K, "train_steps_units", spy)
+    fits = []
+    for threads in (1, 2):
+        monkeypatch.setattr(_threads, "cpu_budget", lambda: threads)
+        fits.append(MiniBatchMLPClassifier(solver=solver, **ONE_HIDDEN).fit(X, y))
+    assert (1, 2) in seen and (0, 1) in seen  # both kernels' ways were run
+    for a, b in zip(_weights(fits[0]), _weights(fits[1])):
+        assert a.dtype == dtype
+        np.testing.assert_array_equal(a, b)
+    assert fits[0].loss_curve_ == fits[1].loss_curve_
 
 
 @pytest.mark.parametrize("solver", ["adam", "sgd"])
@@ -105,7 +155,10 @@ def test_two_threads_are_used(monkeypatch):
     MiniBatchMLPClassifier(**SHARED).fit(X, y)
     # both threads' calls (ThreadChoice also tries one thread now and then)
     assert {(0, 2), (1, 2)} <= {(tid, n) for tid, n, _ in seen}
-    assert len({ident for tid, n, ident in seen if n == 2}) == 2
+    # thread 0 is the caller's, the others are helpers (new ones each call)
+    main = threading.get_ident()
+    assert {ident for tid, n, ident in seen if tid == 0} == {main}
+    assert main not in {ident for tid, n, ident in seen if tid == 1}
 
     seen.clear()
     monkeypatch.setattr(_threads, "cpu_budget", lambda: 1)
@@ -243,10 +296,16 @@ def test_thread_choice_follows_the_faster_option():
     assert choice.choose(1) == (1, False)  # no budget: nothing to choose
     # each option is timed (a one-step call does not count) ...
     assert choice.choose(2) == (2, False)
-    choice.record(2, 1, 1.0)
+    choice.record(2, 1, 0.001)
     assert choice.choose(2) == (2, False)
     choice.record(2, 10, 0.010)
+    # ... one thread only once the fit has trained a while (a short fit
+    # pays no trial), in short calls ...
+    assert choice.choose(2) == (2, False)
+    choice.record(2, 500, choice.FIRST_TRIAL_AFTER)  # 1 ms a step, as before
     assert choice.choose(2) == (1, True)
+    assert choice.trial_steps(800) == 800 // choice.TRIAL_FRACTION
+    assert choice.trial_steps(3) == 2
     choice.record(1, 10, 0.020)
     # ... then the faster is used, the other retried every RETRY calls
     picks = [choice.choose(2) for _ in range(2 * choice.RETRY)]

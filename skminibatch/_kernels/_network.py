@@ -31,7 +31,7 @@ import sys
 import numpy as np
 from llvmlite import ir as llvm_ir
 from numba.core import cgutils, types
-from numba.extending import intrinsic
+from numba.extending import get_cython_function_address, intrinsic
 
 from ._codes import (  # noqa: F401  (re-exported for tests and tools)
     ADAM,
@@ -82,10 +82,11 @@ def hidden_activation(code, Z):
             for j in range(m):
                 Z[i, j] = _tanh(Z[i, j])
     elif code == RELU:
+        # a select, not a conditional store: vectorised (NaN stays NaN)
         for i in range(n):
             for j in range(m):
-                if Z[i, j] < 0:
-                    Z[i, j] = 0
+                z = Z[i, j]
+                Z[i, j] = 0 if z < 0 else z
     # IDENTITY: nothing to do
 
 
@@ -107,8 +108,7 @@ def hidden_derivative(code, A, D):
     elif code == RELU:
         for i in range(n):
             for j in range(m):
-                if A[i, j] == 0:
-                    D[i, j] = 0
+                D[i, j] = 0 if A[i, j] == 0 else D[i, j]
 
 
 @kernel
@@ -445,6 +445,175 @@ def batch_loss_grad(params, grads, Xb, Yb, swb, nb, units, coef_off, icpt_off,
 
 
 # ---------------------------------------------------------------------------
+# BLAS gemm with leading dimensions
+#
+# Numba's ``np.dot`` takes contiguous operands only (it copies the others).
+# The hidden-unit parts of ``train_steps_units`` multiply column blocks of a
+# weight matrix and write column blocks of a gradient, so they call BLAS's
+# gemm themselves: the same SciPy BLAS that Numba's ``np.dot`` calls (its
+# address comes in as an argument, so the compiled code stays cacheable).
+# ---------------------------------------------------------------------------
+NOTRANS = 78  # ord("N")
+TRANS = 84  # ord("T")
+
+_BLAS_ADDRESSES = None
+
+
+def blas_functions():
+    """Addresses of SciPy's ``dgemm`` and ``sgemm`` (the ``blas`` argument
+    of the kernels that call :func:`gemm`)."""
+    global _BLAS_ADDRESSES
+    if _BLAS_ADDRESSES is None:
+        _BLAS_ADDRESSES = np.array(
+            [get_cython_function_address("scipy.linalg.cython_blas", name)
+             for name in ("dgemm", "sgemm")], dtype=np.int64)
+    return _BLAS_ADDRESSES
+
+
+@intrinsic
+def _gemm_column_major(typingctx, fns, ta, tb, m, n, k, a, lda, b, ldb, beta, c,
+                       ldc):
+    """Fortran gemm ``c = op(a) op(b) + beta c`` (alpha 1) through the
+    address in ``fns[0]`` (float64) or ``fns[1]`` (float32); ``a``, ``b``,
+    ``c`` are arrays of that dtype whose data pointer is the first element.
+    Scalars go by reference, as Fortran takes them."""
+    sig = types.void(fns, ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc)
+    dt = c.dtype
+
+    def codegen(context, builder, signature, args):
+        sa = signature.args
+        i8, i32 = llvm_ir.IntType(8), llvm_ir.IntType(32)
+        fty = context.get_value_type(dt)
+
+        def by_ref(irty, value):
+            ptr = cgutils.alloca_once(builder, irty)
+            builder.store(value, ptr)
+            return ptr
+
+        def integer(i, irty):
+            value = context.cast(builder, args[i], sa[i], types.int64)
+            return by_ref(irty, builder.trunc(value, irty))
+
+        def real(i):
+            return by_ref(fty, context.cast(builder, args[i], sa[i], dt))
+
+        def data(i):
+            ary = context.make_array(sa[i])(context, builder, args[i])
+            return builder.bitcast(ary.data, fty.as_pointer())
+
+        table = context.make_array(sa[0])(context, builder, args[0])
+        which = 0 if dt == types.float64 else 1
+        address = builder.load(cgutils.gep(builder, table.data, which))
+        ip, fp = i32.as_pointer(), fty.as_pointer()
+        fnty = llvm_ir.FunctionType(
+            llvm_ir.VoidType(),
+            [i8.as_pointer(), i8.as_pointer(), ip, ip, ip, fp, fp, ip, fp, ip, fp,
+             fp, ip])
+        fn = builder.inttoptr(address, fnty.as_pointer())
+        one = by_ref(fty, llvm_ir.Constant(fty, 1.0))
+        builder.call(fn, [integer(1, i8), integer(2, i8), integer(3, i32),
+                          integer(4, i32), integer(5, i32), one, data(6),
+                          integer(7, i32), data(8), integer(9, i32), real(10),
+                          data(11), integer(12, i32)])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@kernel
+def _gemm_fits(trans, rows, cols, ld, size):
+    """Whether a row-major operand ``rows x cols`` (as used, i.e. after
+    ``trans``) with leading dimension ``ld`` lies inside ``size`` values."""
+    if trans == TRANS:
+        rows, cols = cols, rows
+    return ld >= max(cols, 1) and (rows - 1) * ld + cols <= size
+
+
+@kernel
+def gemm(blas, ta, tb, m, n, k, A, lda, B, ldb, beta, C, ldc):
+    """Row-major ``C[:m, :n] = op(A) @ op(B) + beta * C`` (``op`` is the
+    identity for ``NOTRANS``, the transpose for ``TRANS``; ``op(A)`` is
+    ``m x k``) with leading dimensions (row strides) ``lda``, ``ldb``,
+    ``ldc``. ``A``, ``B``, ``C`` start at the matrices' first element (a
+    slice of a flat buffer, or a 2-D view). The extents are checked against
+    the arrays' sizes first: BLAS itself would write past them silently."""
+    if m <= 0 or n <= 0:
+        return
+    if not (_gemm_fits(ta, m, k, lda, A.size) and _gemm_fits(tb, k, n, ldb, B.size)
+            and _gemm_fits(NOTRANS, m, n, ldc, C.size)):
+        raise ValueError("gemm: an operand does not fit its array")
+    # row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: the
+    # same buffers with the operands swapped
+    _gemm_column_major(blas, tb, ta, n, m, k, B, ldb, A, lda, beta, C, ldc)
+
+
+#: OpenBLAS's direct kernel for small products (no packing; SciPy's build
+#: on AVX-512 CPUs) takes products of up to ~1e6 multiply-adds, and ran
+#: them faster here than its general path ran larger ones: a ``(256, 100)
+#: @ (100, 50)`` float64 product at 41 GFLOP/s in one call, 55 in row
+#: chunks of 64 to 128 (float32: 87 -> 110). Products on few input
+#: features are therefore cut into row chunks of at least
+#: ``SMALL_GEMM_MIN_ROWS`` under that size (with more features the chunks
+#: would be thin, and measured slower).
+SMALL_GEMM_WORK = 1_000_000
+SMALL_GEMM_MIN_ROWS = 32
+
+
+@kernel
+def _small_gemm_rows(rows, n, k):
+    """Rows per chunk for a ``rows x k @ k x n`` product (all when the
+    product is small already or the chunks would be too thin)."""
+    if rows * n * k <= SMALL_GEMM_WORK:
+        return rows
+    chunk = SMALL_GEMM_WORK // max(n * k, 1) // 16 * 16
+    return rows if chunk < SMALL_GEMM_MIN_ROWS else chunk
+
+
+@kernel
+def gemm_by_rows(blas, m, n, k, A, lda, B, ldb, C, ldc):
+    """``C = A @ B`` (``A`` is ``m x k``), in row chunks sized for BLAS's
+    small-product kernel (see ``SMALL_GEMM_WORK``); the same numbers as
+    one call (each row of C is one row's dot products either way)."""
+    chunk = _small_gemm_rows(m, n, k)
+    for r0 in range(0, m, chunk):
+        mm = min(chunk, m - r0)
+        gemm(blas, NOTRANS, NOTRANS, mm, n, k, A[r0 * lda:], lda, B, ldb, 0.0,
+             C[r0 * ldc:], ldc)
+
+
+@kernel
+def gemm_tn_by_rows(blas, m, n, k, A, lda, B, ldb, C, ldc):
+    """``C = A^T @ B`` where ``A`` is ``k x m`` and ``B`` ``k x n`` (a
+    weight gradient summed over ``k`` batch rows), the sum taken in chunks
+    of rows sized as :func:`gemm_by_rows` and added up in order."""
+    chunk = _small_gemm_rows(k, n, m)
+    for r0 in range(0, k, chunk):
+        kk = min(chunk, k - r0)
+        gemm(blas, TRANS, NOTRANS, m, n, kk, A[r0 * lda:], lda, B[r0 * ldb:], ldb,
+             0.0 if r0 == 0 else 1.0, C, ldc)
+
+
+@intrinsic
+def _prefetch(typingctx, arr, idx):
+    """Hint the CPU to load ``arr[idx]``'s cache line (``llvm.prefetch``:
+    read, keep in all cache levels); no effect on results."""
+    sig = types.void(arr, idx)
+
+    def codegen(context, builder, signature, args):
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]])
+        i8p, i32 = llvm_ir.IntType(8).as_pointer(), llvm_ir.IntType(32)
+        fnty = llvm_ir.FunctionType(llvm_ir.VoidType(), [i8p, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty,
+                                            "llvm.prefetch.p0i8")
+        builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+# ---------------------------------------------------------------------------
 # optimizer updates
 # ---------------------------------------------------------------------------
 @kernel
@@ -634,6 +803,34 @@ def part_range(n, n_parts, p):
 # the training loop: many steps in one call
 # ---------------------------------------------------------------------------
 @kernel
+def thread_private(n, dtype):
+    """A new array of ``n`` values that shares no cache line with any other
+    allocation: each thread of a step writes its own small arrays at every
+    step, and two of them side by side in memory (malloc may place them so)
+    made both threads' cores pass the line back and forth -- measured: a
+    two-thread step twice as slow as on one thread."""
+    return np.empty(n + 32, dtype)[16:16 + n]
+
+
+@kernel
+def optimizer_scalars(hyper, dtype):
+    """The optimizer's scalars in the weights' dtype (see
+    :func:`update_segment`; ``c[7]`` and ``c[9]`` are set per step)."""
+    c = thread_private(10, dtype)
+    c[0] = hyper[0]
+    c[1] = hyper[1]
+    c[2] = hyper[2]
+    c[3] = 1.0 - hyper[2]
+    c[4] = hyper[3]
+    c[5] = 1.0 - hyper[3]
+    c[6] = hyper[4]
+    c[7] = 0
+    c[8] = hyper[5]
+    c[9] = 0
+    return c
+
+
+@kernel
 def gather_part(X, Y, sw, order, start, nb, k0, k1, r0, r1, Xq, Yb, swb, sparse):
     """One part's share of gathering batch ``order[start:start+nb]``:
     columns ``k0:k1`` of X for every batch row into ``Xq`` (unless sparse),
@@ -714,18 +911,9 @@ def train_steps(tid, n_threads, n_parts, sync, X, sp_data, sp_indices, sp_indptr
     n_coef = icpt_off[0]
     nf = units[0]
     h1 = units[1]
-    # the optimizer's scalars in the weights' dtype (see update_segment)
-    c = np.empty(10, params.dtype)
-    c[0] = hyper[0]
-    c[1] = hyper[1]
-    c[2] = beta_1_64
-    c[3] = 1.0 - beta_1_64
-    c[4] = beta_2_64
-    c[5] = 1.0 - beta_2_64
-    c[6] = hyper[4]
-    c[8] = alpha_64
+    c = optimizer_scalars(hyper, params.dtype)
     zero = c[8] * 0
-    part_off = np.empty(last + 1, np.int64)  # act_off shifted to a row slice
+    part_off = thread_private(last + 1, np.int64)  # act_off shifted to a row slice
     scratch_size = scratch.shape[0] // n_parts
     seen = 0
     loss_rows = 0
@@ -840,6 +1028,285 @@ def train_steps(tid, n_threads, n_parts, sync, X, sp_data, sp_indices, sp_indptr
             loss = (data + 0.5 * alpha_64 * l2) / sw_sum
             loss_acc += loss * nb
             loss_rows += nb
+    return loss_acc, seen, loss_rows, updates
+
+
+# ---------------------------------------------------------------------------
+# one hidden layer: parts own hidden units
+# ---------------------------------------------------------------------------
+@kernel
+def _padded(n):
+    """``n`` rounded up to whole 128-byte blocks of float64 (64 of float32):
+    blocks that different threads write never share a cache line."""
+    return (n + 15) // 16 * 16
+
+
+@kernel
+def units_block_sizes(n_features, n_hidden, n_outputs, n_parts, batch_size):
+    """``(weights, hidden, outputs)``: the per-part block sizes (values) of
+    ``train_steps_units``'s packed weights, hidden-layer activations, and
+    output partial products (see there)."""
+    width = (n_hidden + n_parts - 1) // n_parts
+    return (_padded(n_features * width + width * n_outputs + width),
+            _padded(batch_size * width), _padded(batch_size * n_outputs))
+
+
+@kernel
+def _pack_units(params, state1, state2, adam, nf, h, no, j0, j1, w0, w1, b0, Wq,
+                S1q, S2q, back):
+    """Copy hidden units ``j0:j1``'s weights -- columns of ``W_0``, rows of
+    ``W_1`` and their intercepts -- and their optimizer state into one
+    contiguous block (``back``: the other way)."""
+    hq = j1 - j0
+    for i in range(nf + 1):
+        # rows of W_0's columns, then (i == nf) W_1's rows and the intercepts
+        n = hq if i < nf else hq * no + hq
+        for k in range(n):
+            if i < nf:
+                a = w0 + i * h + j0 + k
+            elif k < hq * no:
+                a = w1 + j0 * no + k
+            else:
+                a = b0 + j0 + k - hq * no
+            b = i * hq + k
+            if back:
+                params[a] = Wq[b]
+                state1[a] = S1q[b]
+                if adam:
+                    state2[a] = S2q[b]
+            else:
+                Wq[b] = params[a]
+                S1q[b] = state1[a]
+                if adam:
+                    S2q[b] = state2[a]
+
+
+@kernel
+def _bias_activation(code, A, b):
+    """``A = f(A + b)`` (``b`` added to every row) in one pass for ReLU."""
+    n, m = A.shape
+    if code == RELU:
+        for i in range(n):
+            for j in range(m):
+                z = A[i, j] + b[j]
+                A[i, j] = 0 if z < 0 else z  # NaN stays NaN, like np.maximum
+    else:
+        for i in range(n):
+            for j in range(m):
+                A[i, j] += b[j]
+        hidden_activation(code, A)
+
+
+#: Rows of X a gather asks for ahead of the one it copies.
+PREFETCH_AHEAD = 8
+
+
+@kernel
+def _prefetch_rows(X, order, start, stop):
+    """Ask for rows ``order[start:stop]`` of ``X`` ahead of their gather."""
+    nf = X.shape[1]
+    if nf == 0:
+        return
+    flat = X.reshape(-1)
+    line = max(1, 64 // X.itemsize)
+    for r in range(start, stop):
+        base = order[r] * nf
+        for j in range(0, nf, line):
+            _prefetch(flat, base + j)
+        _prefetch(flat, base + nf - 1)
+
+
+@kernel
+def train_steps_units(tid, n_threads, n_parts, sync, X, Y, sw, order, first_batch,
+                      n_steps, batch_size, params, grads, state1, state2, hyper,
+                      units, coef_off, icpt_off, Xb, Yb, swb, row_loss, acts,
+                      deltas, partials, l2_parts, packed, hidden, out, solver,
+                      nesterov, adam_t, loss_acc, blas):
+    """:func:`train_steps` for a network with one hidden layer and dense
+    input, cut into ``n_parts`` parts by hidden units, with one barrier per
+    step.
+
+    Part ``q`` owns hidden units ``j0:j1``: ``W_0[:, j0:j1]``, ``W_1[j0:j1]``
+    and ``b_0[j0:j1]``, which it alone reads and updates; for the call they
+    live, with their optimizer state and gradient, in part ``q``'s block of
+    ``packed`` (rows: weights, state1, state2, gradient; copied in at the
+    start and back at the end of the call), so no cache line is written by
+    two threads. A step: every thread gathers the whole batch into its own
+    block of ``Xb``/``Yb``/``swb`` (the next batch's rows are prefetched
+    while the current one finishes); part ``q`` computes its units'
+    activations ``f(X W_0[:, j0:j1] + b_0[j0:j1])`` and their share
+    ``A_q W_1[j0:j1]`` of the output layer's product (part 0 adds ``b_1``)
+    into ``partials``, and the sum of squares of its coefficients. Barrier.
+    Each thread adds the output partial products in part order (the same
+    numbers in every thread), applies the output function and takes the
+    output delta; part ``q`` then backpropagates to its own units and
+    updates its weights; part 0 also updates ``b_1``. ``partials`` and
+    ``l2_parts`` alternate between two halves by step parity, so a part can
+    write step ``s + 1``'s values while another thread still reads step
+    ``s``'s -- the one barrier a step suffices. Thread 0 adds up the loss.
+
+    The cut depends on ``n_parts`` only, so the result is bit-identical
+    with any number of threads. Arguments as :func:`train_steps`, except:
+    no sparse input; ``Xb`` (``n_parts * batch_size * n_features``),
+    ``Yb`` (``(n_parts, batch_size, n_outputs)``), ``swb`` and ``row_loss``
+    (``(n_parts, batch_size)``) hold one block per thread; ``acts`` and
+    ``deltas`` hold one hidden block per part then one output block per
+    thread, ``partials`` ``2 * n_parts`` output blocks, ``l2_parts`` is
+    float64 ``(2, 8 * n_parts)``, ``packed`` ``(4, n_parts * weights)``
+    (block sizes from :func:`units_block_sizes`); ``blas`` from
+    :func:`blas_functions`.
+    """
+    n = order.shape[0]
+    eps_clip = hyper[6]
+    lr_init = hyper[7]
+    beta_1_64 = hyper[2]
+    beta_2_64 = hyper[3]
+    alpha_64 = hyper[5]
+    nf = units[0]
+    h = units[1]
+    no = units[2]
+    w0 = coef_off[0]
+    w1 = coef_off[1]
+    b0 = icpt_off[0]
+    b1 = icpt_off[1]
+    adam = solver == ADAM
+    c = optimizer_scalars(hyper, params.dtype)
+    zero = c[8] * 0
+    psz, asz, osz = units_block_sizes(nf, h, no, n_parts, batch_size)
+    Wp = packed[0]
+    S1p = packed[1]
+    S2p = packed[2]
+    Gp = packed[3]
+    for q in range(tid, n_parts, n_threads):
+        j0, j1 = part_range(h, n_parts, q)
+        _pack_units(params, state1, state2, adam, nf, h, no, j0, j1, w0, w1, b0,
+                    Wp[q * psz:], S1p[q * psz:], S2p[q * psz:], False)
+    Xt = layer_view(Xb, tid * batch_size * nf, batch_size, nf)
+    Yt = Yb[tid]
+    swt = swb[tid]
+    rl = row_loss[tid]
+    Pt = layer_view(acts, n_parts * asz + tid * osz, batch_size, no)
+    Dt = layer_view(deltas, n_parts * asz + tid * osz, batch_size, no)
+    seen = 0
+    loss_rows = 0
+    updates = 0
+    n_barriers = 0
+    aborted = False
+    for s in range(n_steps):
+        par = s & 1
+        start = (first_batch + s) * batch_size
+        stop = min(start + batch_size, n)
+        nb = stop - start
+        seen += nb
+        for r in range(nb):
+            if r + PREFETCH_AHEAD < nb:
+                _prefetch_rows(X, order, start + r + PREFETCH_AHEAD,
+                               start + r + PREFETCH_AHEAD + 1)
+            i = order[start + r]
+            src = X[i]
+            dst = Xt[r]
+            for j in range(nf):
+                dst[j] = src[j]
+            for j in range(no):
+                Yt[r, j] = Y[i, j]
+            swt[r] = sw[i]
+        # -- this thread's parts: hidden units, output partial products -------
+        for q in range(tid, n_parts, n_threads):
+            j0, j1 = part_range(h, n_parts, q)
+            hq = j1 - j0
+            o = q * psz
+            nw = nf * hq + hq * no  # the part's coefficients, then intercepts
+            A1 = layer_view(acts, q * asz, nb, hq)
+            gemm_by_rows(blas, nb, hq, nf, Xt.reshape(-1), nf, Wp[o:], hq,
+                         A1.reshape(-1), hq)
+            _bias_activation(hidden, A1, Wp[o + nw:o + nw + hq])
+            Wq = Wp[o:o + nw]
+            l2_parts[par, 8 * q] = np.dot(Wq, Wq)  # weights before the update
+            Pq = layer_view(partials, (par * n_parts + q) * osz, nb, no)
+            gemm(blas, NOTRANS, NOTRANS, nb, no, hq, A1, hq, Wp[o + nf * hq:], no,
+                 0.0, Pq, no)
+            if q == 0:
+                for r in range(nb):
+                    for j in range(no):
+                        Pq[r, j] += params[b1 + j]
+        if n_threads > 1:
+            n_barriers += 1
+            if not barrier(sync, tid, n_threads, n_barriers):
+                aborted = True
+                break
+        if s + 1 < n_steps:  # the next batch's first rows
+            _prefetch_rows(X, order, stop, min(stop + PREFETCH_AHEAD, n))
+        # -- output layer (every thread, the same numbers) --------------------
+        P = Pt[:nb]
+        P0 = layer_view(partials, par * n_parts * osz, nb, no)
+        for r in range(nb):
+            for j in range(no):
+                P[r, j] = P0[r, j]
+        for q in range(1, n_parts):
+            Pq = layer_view(partials, (par * n_parts + q) * osz, nb, no)
+            for r in range(nb):
+                for j in range(no):
+                    P[r, j] += Pq[r, j]
+        output_activation(out, P)
+        D = Dt[:nb]
+        output_row_losses(out, P, Yt[:nb], swt[:nb], D, eps_clip, rl[:nb])
+        sw_sum = 0.0
+        for i in range(nb):
+            sw_sum += swt[i]
+        if sw_sum == 0.0:  # no update, no loss (see train_steps)
+            continue
+        c[9] = 1.0 / sw_sum
+        updates += 1
+        if adam:
+            t = adam_t + updates
+            c[7] = (lr_init * math.sqrt(1.0 - beta_2_64 ** t)
+                    / (1.0 - beta_1_64 ** t))
+        # -- this thread's parts: backward and updates ------------------------
+        for q in range(tid, n_parts, n_threads):
+            j0, j1 = part_range(h, n_parts, q)
+            hq = j1 - j0
+            o = q * psz
+            nw = nf * hq + hq * no
+            A1 = layer_view(acts, q * asz, nb, hq)
+            D1 = layer_view(deltas, q * asz, nb, hq)
+            if no == 1:  # an outer product: a plain loop beats a BLAS call
+                w = Wp[o + nf * hq:o + nw]
+                for r in range(nb):
+                    d = D[r, 0]
+                    for j in range(hq):
+                        D1[r, j] = d * w[j]
+            else:
+                gemm(blas, NOTRANS, TRANS, nb, hq, no, D, no, Wp[o + nf * hq:], no,
+                     0.0, D1, hq)
+            hidden_derivative(hidden, A1, D1)
+            gemm(blas, TRANS, NOTRANS, hq, no, nb, A1, hq, D, no, 0.0,
+                 Gp[o + nf * hq:], no)
+            gemm_tn_by_rows(blas, nf, hq, nb, Xt.reshape(-1), nf, D1.reshape(-1),
+                            hq, Gp[o:], hq)
+            update_segment(Wp, Gp, S1p, S2p, o, o, nw, c[8], c, solver, nesterov)
+            column_sums(D1, 0, Gp[o + nw:o + nw + hq])
+            update_segment(Wp, Gp, S1p, S2p, o + nw, o + nw, hq, zero, c, solver,
+                           nesterov)
+            if q == 0:
+                column_sums(D, 0, grads[b1:b1 + no])
+                update_segment(params, grads, state1, state2, b1, b1, no, zero, c,
+                               solver, nesterov)
+        if tid == 0:
+            data = 0.0
+            for i in range(nb):
+                data += rl[i]
+            l2 = 0.0
+            for q in range(n_parts):
+                l2 += l2_parts[par, 8 * q]
+            loss = (data + 0.5 * alpha_64 * l2) / sw_sum
+            loss_acc += loss * nb
+            loss_rows += nb
+    for q in range(tid, n_parts, n_threads):
+        j0, j1 = part_range(h, n_parts, q)
+        _pack_units(params, state1, state2, adam, nf, h, no, j0, j1, w0, w1, b0,
+                    Wp[q * psz:], S1p[q * psz:], S2p[q * psz:], True)
+    if aborted:
+        return loss_acc, -1, loss_rows, updates
     return loss_acc, seen, loss_rows, updates
 
 
