@@ -44,9 +44,10 @@ _training = 0  # fits inside ``training_threads`` right now
 MIN_SHARED_WORK = 1_000_000
 #: The most parts (and so threads) a step is cut into.
 MAX_PARTS = 2
-#: Networks with one hidden layer of at least this many units, on dense
-#: input, are cut by hidden units instead (``train_steps_units``: one
-#: barrier a step, no activations passed between threads) ...
+#: Networks whose hidden layers all have at least this many units, on
+#: dense input, are cut by hidden units instead (``train_steps_units``:
+#: each thread keeps its own weights; one barrier a step with one hidden
+#: layer) ...
 MIN_UNITS_HIDDEN = 16
 #: ... once a step has this many multiply-adds (batch x weights): measured
 #: here, two threads beat one from about 25,000 (20 features, 32 units,
@@ -94,8 +95,8 @@ def step_plan(batch_size, layout, sparse):
     (name in :mod:`skminibatch._kernels._network`) that runs it -- from the
     problem's shape only."""
     units = layout.units
-    if (not sparse and layout.n_layers == 2 and batch_size >= 2
-            and units[1] >= MIN_UNITS_HIDDEN
+    if (not sparse and layout.n_layers >= 2 and batch_size >= 2
+            and min(units[1:-1]) >= MIN_UNITS_HIDDEN
             and batch_size * layout.n_params >= MIN_UNITS_WORK):
         return MAX_PARTS, "train_steps_units"
     return step_parts(batch_size, layout.n_params), "train_steps"

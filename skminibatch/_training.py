@@ -100,16 +100,15 @@ class _EpochBuffers:
         """Buffers of ``train_steps_units`` (see its docstring): per thread
         a copy of the batch, per part packed weights and hidden blocks."""
         K = network()
-        n_hidden = int(layout.units[1])
-        weights, hidden, outputs = K.units_block_sizes(
-            n_features, n_hidden, n_outputs, n_parts, batch_size)
+        weights, acts, deltas, partials = K.units_buffer_sizes(
+            layout.units, n_parts, batch_size)
         self.Xb = np.empty(n_parts * batch_size * n_features, dtype=dtype)
         self.Yb = np.empty((n_parts, batch_size, n_outputs), dtype=dtype)
         self.swb = np.empty((n_parts, batch_size), dtype=dtype)
         self.row_loss = np.empty((n_parts, batch_size), dtype=np.float64)
-        self.acts = np.empty(n_parts * (hidden + outputs), dtype=dtype)
-        self.deltas = np.empty_like(self.acts)
-        self.partials = np.empty(2 * n_parts * outputs, dtype=dtype)
+        self.acts = np.empty(acts, dtype=dtype)
+        self.deltas = np.empty(deltas, dtype=dtype)
+        self.partials = np.empty(partials, dtype=dtype)
         self.l2_parts = np.empty((2, 8 * n_parts), dtype=np.float64)
         self.packed = np.empty((4, n_parts * weights), dtype=dtype)
         self.blas = K.blas_functions()

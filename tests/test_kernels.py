@@ -564,10 +564,12 @@ def test_train_steps_same_numbers_with_any_thread_count(n_parts, solver, sparse,
 
 
 # ---------------------------------------------------------------------------
-# train_steps_units: one hidden layer cut by hidden units
+# train_steps_units: steps cut by hidden units
 # ---------------------------------------------------------------------------
 UNITS_ONE_HIDDEN = (5, 7, 3)  # several outputs: the output products in BLAS
 UNITS_ONE_OUTPUT = (5, 7, 1)  # one output: the outer-product loop
+UNITS_TWO_HIDDEN = (5, 7, 6, 3)  # deltas passed back between parts once
+UNITS_THREE_HIDDEN = (4, 6, 7, 5, 1)  # ... twice, uneven widths
 
 
 class UnitsTrainer(Trainer):
@@ -609,12 +611,16 @@ UNITS_MODELS = [("tanh", "softmax_log", UNITS_ONE_HIDDEN),
                 ("relu", "binary_log", UNITS_ONE_OUTPUT),
                 ("relu", "binary_log", UNITS_ONE_HIDDEN),
                 ("logistic", "poisson", UNITS_ONE_HIDDEN),
-                ("identity", "squared", UNITS_ONE_OUTPUT)]
+                ("identity", "squared", UNITS_ONE_OUTPUT),
+                ("tanh", "softmax_log", UNITS_TWO_HIDDEN),
+                ("relu", "binary_log", UNITS_THREE_HIDDEN),
+                ("logistic", "squared", UNITS_THREE_HIDDEN)]
 
 
 @dtype_param
 @pytest.mark.parametrize("hidden,out,units", UNITS_MODELS,
-                         ids=["-".join(map(str, m[:2])) + f"-{m[2][-1]}out"
+                         ids=["-".join(map(str, m[:2]))
+                              + f"-{len(m[2]) - 2}h{m[2][-1]}out"
                               for m in UNITS_MODELS])
 @pytest.mark.parametrize("solver", ["sgd", "nesterov", "adam"])
 @pytest.mark.parametrize("first_batch,n_steps,n_parts",
@@ -623,7 +629,7 @@ UNITS_MODELS = [("tanh", "softmax_log", UNITS_ONE_HIDDEN),
 def test_train_steps_units_closed_form(first_batch, n_steps, n_parts, solver,
                                        hidden, out, units, dtype):
     """The hidden-unit cut computes the same steps as the naive reference
-    (3 parts of 7 units: blocks of 3, 2, 2)."""
+    (3 parts of 7 units: blocks of 3, 2, 2; of 5: 2, 2, 1)."""
     prob = Problem(problem_seed("units", hidden, out, units[-1], dtype), hidden,
                    out, dtype, n=N_TRAIN, units=units)
     tr = UnitsTrainer(prob, solver, n_parts=n_parts)
@@ -646,8 +652,9 @@ def test_train_steps_units_closed_form(first_batch, n_steps, n_parts, solver,
 
 
 @dtype_param
-@pytest.mark.parametrize("units", [UNITS_ONE_HIDDEN, UNITS_ONE_OUTPUT],
-                         ids=["3out", "1out"])
+@pytest.mark.parametrize("units", [UNITS_ONE_HIDDEN, UNITS_ONE_OUTPUT,
+                                   UNITS_THREE_HIDDEN],
+                         ids=["3out", "1out", "3hidden"])
 @pytest.mark.parametrize("solver", ["nesterov", "adam"])
 @pytest.mark.parametrize("n_parts", [2, 3])
 def test_train_steps_units_same_numbers_with_any_thread_count(n_parts, solver,
@@ -664,6 +671,41 @@ def test_train_steps_units_same_numbers_with_any_thread_count(n_parts, solver,
         np.testing.assert_array_equal(params, results[0][2])
         np.testing.assert_array_equal(state1, results[0][3])
         np.testing.assert_array_equal(state2, results[0][4])
+
+
+@pytest.mark.parametrize("dtype", [np.float64])
+def test_train_steps_units_shared_gather_same_numbers(dtype):
+    """Batches of at least ``SHARED_GATHER_VALUES`` values are gathered by
+    both threads together (rows split between them): the same numbers as
+    one thread gathering everything."""
+    nf = 700
+    batch = -(-K.SHARED_GATHER_VALUES // nf)  # 47 rows of 700 features
+    units = (nf, 20, 16, 3)
+    rng = np.random.default_rng(7)
+    n = 3 * batch + 5
+    X = rng.standard_normal((n, nf)).astype(dtype)
+    Y = np.eye(3)[rng.integers(0, 3, n)].astype(dtype)
+    sw = rng.uniform(0.5, 2.0, n).astype(dtype)
+    layout = Layout(units)
+    params0 = (0.1 * rng.standard_normal(layout.n_params)).astype(dtype)
+    order = rng.permutation(n).astype(np.int64)
+    hyper = np.array(Trainer.ADAM_HYPER[:6] + [clip_eps(dtype), 0.01])
+    runs = []
+    for n_threads in (1, 2):
+        buffers = _EpochBuffers(layout, batch, nf, 3, dtype, 2, False,
+                                "train_steps_units")
+        params = params0.copy()
+        opt = {"state1": np.zeros_like(params), "state2": np.zeros_like(params),
+               "adam_t": 0}
+        args = buffers.kernel_args(KernelInput(X), Y, sw, order, 0, 4, batch, params,
+                                   opt, hyper, layout, K.TANH, K.OUT_SOFTMAX_LOG,
+                                   K.ADAM, False, 0.0)
+        result = run_train_steps(K, n_threads, 2, args, "train_steps_units")
+        runs.append((result, params, opt["state2"]))
+    assert runs[0][0] == runs[1][0] and runs[0][0][1] == n
+    np.testing.assert_array_equal(runs[0][1], runs[1][1])
+    np.testing.assert_array_equal(runs[0][2], runs[1][2])
+    assert not np.array_equal(runs[0][1], params0)
 
 
 def test_train_steps_units_zero_weight_batch_makes_no_update():
@@ -685,7 +727,7 @@ def test_train_steps_units_abort_puts_the_weights_back():
     """Told to abort at its first barrier, a thread returns ``seen = -1``
     and copies its parts' (unchanged) weights back into ``params``."""
     prob = Problem(problem_seed("units-abort"), "tanh", "softmax_log", np.float64,
-                   n=N_TRAIN, units=UNITS_ONE_HIDDEN)
+                   n=N_TRAIN, units=UNITS_TWO_HIDDEN)
     tr = UnitsTrainer(prob, "adam", n_parts=2)
     p0, s10, s20 = tr.params.copy(), tr.state1.copy(), tr.state2.copy()
     sync = np.zeros(3 * K.SYNC_STRIDE, np.int64)
@@ -752,7 +794,7 @@ def test_gemm_in_row_chunks_matches_one_product(rows, dtype):
     A = np.full((rows, n), np.nan, dtype)
     G = np.full((k, n), np.nan, dtype)
     blas = K.blas_functions()
-    K.gemm_by_rows(blas, rows, n, k, X.reshape(-1), k, W.reshape(-1), n,
+    K.gemm_by_rows(blas, K.NOTRANS, rows, n, k, X.reshape(-1), k, W.reshape(-1), n,
                    A.reshape(-1), n)
     K.gemm_tn_by_rows(blas, k, n, rows, X.reshape(-1), k, D.reshape(-1), n,
                       G.reshape(-1), n)

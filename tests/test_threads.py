@@ -62,19 +62,20 @@ def test_shape_decides_the_parts_not_the_threads(monkeypatch):
     assert _threads.step_parts(256, 10_201) == 2
 
 
-def test_one_hidden_layer_dense_is_cut_by_hidden_units(monkeypatch):
+def test_dense_input_is_cut_by_hidden_units(monkeypatch):
     from skminibatch._layout import Layout
 
     monkeypatch.undo()  # the production thresholds
     c1 = Layout([100, 100, 1])  # 10,201 weights
     units = (2, "train_steps_units")
     assert _threads.step_plan(16, c1, sparse=False) == units
+    assert _threads.step_plan(16, Layout([784, 256, 256, 10]), False) == units
     assert _threads.step_plan(1, c1, sparse=False) == (1, "train_steps")
-    # sparse input, several hidden layers, a narrow layer or a tiny step:
-    # the general kernel (cut by step_parts)
+    # sparse input, a narrow hidden layer or a tiny step: the general kernel
+    # (cut by step_parts)
     assert _threads.step_plan(16, c1, sparse=True) == (1, "train_steps")
     assert _threads.step_plan(256, c1, sparse=True) == (2, "train_steps")
-    assert _threads.step_plan(64, Layout([100, 100, 100, 1]), False) == (
+    assert _threads.step_plan(128, Layout([100, 100, 8, 1]), False) == (
         2, "train_steps")
     assert _threads.step_plan(64, Layout([100, 8, 1]), False) == (1, "train_steps")
     assert _threads.step_plan(16, Layout([20, 32, 1]), False) == (1, "train_steps")
@@ -143,13 +144,15 @@ def test_two_threads_are_used(monkeypatch):
     """The second thread really runs: the kernel is entered from two
     threads when the budget allows, from one when it does not."""
     seen = set()
-    real = K.train_steps
 
-    def spy(tid, n_threads, *args):
-        seen.add((tid, n_threads, threading.get_ident()))
-        return real(tid, n_threads, *args)
+    def spy(real):
+        def kernel(tid, n_threads, *args):
+            seen.add((tid, n_threads, threading.get_ident()))
+            return real(tid, n_threads, *args)
+        return kernel
 
-    monkeypatch.setattr(K, "train_steps", spy)
+    for name in ("train_steps", "train_steps_units"):
+        monkeypatch.setattr(K, name, spy(getattr(K, name)))
     monkeypatch.setattr(_threads, "cpu_budget", lambda: 2)
     X, y = _data()
     MiniBatchMLPClassifier(**SHARED).fit(X, y)

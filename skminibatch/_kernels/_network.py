@@ -570,14 +570,14 @@ def _small_gemm_rows(rows, n, k):
 
 
 @kernel
-def gemm_by_rows(blas, m, n, k, A, lda, B, ldb, C, ldc):
-    """``C = A @ B`` (``A`` is ``m x k``), in row chunks sized for BLAS's
-    small-product kernel (see ``SMALL_GEMM_WORK``); the same numbers as
-    one call (each row of C is one row's dot products either way)."""
+def gemm_by_rows(blas, tb, m, n, k, A, lda, B, ldb, C, ldc):
+    """``C = A @ op(B)`` (``A`` is ``m x k``), in row chunks sized for
+    BLAS's small-product kernel (see ``SMALL_GEMM_WORK``); each row of C
+    is that row's dot products either way."""
     chunk = _small_gemm_rows(m, n, k)
     for r0 in range(0, m, chunk):
         mm = min(chunk, m - r0)
-        gemm(blas, NOTRANS, NOTRANS, mm, n, k, A[r0 * lda:], lda, B, ldb, 0.0,
+        gemm(blas, NOTRANS, tb, mm, n, k, A[r0 * lda:], lda, B, ldb, 0.0,
              C[r0 * ldc:], ldc)
 
 
@@ -1032,7 +1032,7 @@ def train_steps(tid, n_threads, n_parts, sync, X, sp_data, sp_indices, sp_indptr
 
 
 # ---------------------------------------------------------------------------
-# one hidden layer: parts own hidden units
+# dense input: parts own hidden units
 # ---------------------------------------------------------------------------
 @kernel
 def _padded(n):
@@ -1042,43 +1042,130 @@ def _padded(n):
 
 
 @kernel
-def units_block_sizes(n_features, n_hidden, n_outputs, n_parts, batch_size):
-    """``(weights, hidden, outputs)``: the per-part block sizes (values) of
-    ``train_steps_units``'s packed weights, hidden-layer activations, and
-    output partial products (see there)."""
-    width = (n_hidden + n_parts - 1) // n_parts
-    return (_padded(n_features * width + width * n_outputs + width),
-            _padded(batch_size * width), _padded(batch_size * n_outputs))
+def _units_layout(units, n_parts, batch_size):
+    """Block sizes and offsets of :func:`train_steps_units`'s buffers.
+
+    Returns ``(packed, ablk, hoff, doff, dpoff, oblk, acts_size, deltas_size,
+    partials_size)``: values per part in ``packed``; per hidden layer ``h``
+    (index ``h``, 1-based; entry 0 unused) the block size of one part's
+    ``(batch, units)`` activations and where layer ``h``'s activation
+    blocks (``hoff``: by parity and part), delta blocks (``doff``: by part)
+    and delta partial products (``dpoff``: by source and destination part)
+    start; the output block size; the three buffer sizes."""
+    n_layers = units.shape[0] - 1
+    n_out = units[n_layers]
+    ablk = np.zeros(n_layers, np.int64)
+    hoff = np.zeros(n_layers, np.int64)
+    doff = np.zeros(n_layers, np.int64)
+    dpoff = np.zeros(n_layers, np.int64)
+    a = 0
+    d = 0
+    packed = 0
+    for h in range(1, n_layers):
+        width = (units[h] + n_parts - 1) // n_parts
+        packed += units[h - 1] * width + width  # coefficients in, intercepts
+        ablk[h] = _padded(batch_size * width)
+        hoff[h] = a
+        a += 2 * n_parts * ablk[h]
+        doff[h] = d
+        d += n_parts * ablk[h]
+    for h in range(1, n_layers - 1):  # hidden layers that pass deltas back
+        dpoff[h] = d
+        d += n_parts * n_parts * ablk[h]
+    width = (units[n_layers - 1] + n_parts - 1) // n_parts
+    packed = _padded(packed + width * n_out)
+    oblk = _padded(batch_size * n_out)
+    return (packed, ablk, hoff, doff, dpoff, oblk, a + n_parts * oblk,
+            d + n_parts * oblk, 2 * n_parts * oblk)
 
 
 @kernel
-def _pack_units(params, state1, state2, adam, nf, h, no, j0, j1, w0, w1, b0, Wq,
-                S1q, S2q, back):
-    """Copy hidden units ``j0:j1``'s weights -- columns of ``W_0``, rows of
-    ``W_1`` and their intercepts -- and their optimizer state into one
-    contiguous block (``back``: the other way)."""
-    hq = j1 - j0
-    for i in range(nf + 1):
-        # rows of W_0's columns, then (i == nf) W_1's rows and the intercepts
-        n = hq if i < nf else hq * no + hq
-        for k in range(n):
-            if i < nf:
-                a = w0 + i * h + j0 + k
-            elif k < hq * no:
-                a = w1 + j0 * no + k
-            else:
-                a = b0 + j0 + k - hq * no
-            b = i * hq + k
-            if back:
-                params[a] = Wq[b]
-                state1[a] = S1q[b]
-                if adam:
-                    state2[a] = S2q[b]
-            else:
-                Wq[b] = params[a]
-                S1q[b] = state1[a]
-                if adam:
-                    S2q[b] = state2[a]
+def units_buffer_sizes(units, n_parts, batch_size):
+    """``(packed per part, acts, deltas, partials)`` sizes (values) of
+    :func:`train_steps_units`'s buffers."""
+    lay = _units_layout(units, n_parts, batch_size)
+    return lay[0], lay[6], lay[7], lay[8]
+
+
+@kernel
+def _units_part_offsets(units, n_parts, q, out):
+    """Part ``q``'s packed block: ``out[l]`` = where layer ``l``'s
+    coefficient block starts (``(fan_in, part's units)`` for hidden layers
+    -- transposed, ``(part's units, n_features)``, for the first: its
+    weight gradient ``D^T X`` ran at 47 GFLOP/s in BLAS where ``X^T D``
+    ran at 38 (784 features, batch 1024, 128 units, float64) --
+    ``(part's units of the last hidden layer, n_outputs)`` for the output
+    layer), ``out[L + l]`` its intercepts' (hidden layers only),
+    ``out[2L]`` = the number of coefficients, ``out[2L + 1]`` = all."""
+    n_layers = units.shape[0] - 1
+    k = 0
+    for l in range(n_layers):
+        out[l] = k
+        if l < n_layers - 1:
+            j0, j1 = part_range(units[l + 1], n_parts, q)
+            k += units[l] * (j1 - j0)
+        else:
+            j0, j1 = part_range(units[l], n_parts, q)
+            k += (j1 - j0) * units[l + 1]
+    out[2 * n_layers] = k
+    for l in range(n_layers - 1):
+        out[n_layers + l] = k
+        j0, j1 = part_range(units[l + 1], n_parts, q)
+        k += j1 - j0
+    out[2 * n_layers + 1] = k
+
+
+@kernel
+def _pack_units(params, state1, state2, adam, units, coef_off, icpt_off, n_parts,
+                q, off, Wq, S1q, S2q, back):
+    """Copy part ``q``'s weights -- its hidden units' columns of every hidden
+    layer's coefficients and their intercepts, its rows of the output
+    layer's coefficients -- and their optimizer state between ``params``
+    and the contiguous block ``Wq`` (``back``: into ``params``); ``off``
+    from :func:`_units_part_offsets`."""
+    n_layers = units.shape[0] - 1
+    for l in range(n_layers):
+        fi = units[l]
+        fo = units[l + 1]
+        last = l == n_layers - 1
+        j0, j1 = part_range(fo if not last else fi, n_parts, q)
+        w = j1 - j0
+        rows = fi if not last else 1
+        width = w if not last else w * fo
+        for i in range(rows):
+            for k in range(width):
+                if last:
+                    a = coef_off[l] + j0 * fo + k
+                else:
+                    a = coef_off[l] + i * fo + j0 + k
+                if l == 0 and not last:  # the first layer's block transposed
+                    b = off[l] + k * fi + i
+                else:
+                    b = off[l] + i * width + k
+                if back:
+                    params[a] = Wq[b]
+                    state1[a] = S1q[b]
+                    if adam:
+                        state2[a] = S2q[b]
+                else:
+                    Wq[b] = params[a]
+                    S1q[b] = state1[a]
+                    if adam:
+                        S2q[b] = state2[a]
+        if not last:
+            for k in range(w):
+                a = icpt_off[l] + j0 + k
+                b = off[n_layers + l] + k
+                if back:
+                    params[a] = Wq[b]
+                    state1[a] = S1q[b]
+                    if adam:
+                        state2[a] = S2q[b]
+                else:
+                    Wq[b] = params[a]
+                    S1q[b] = state1[a]
+                    if adam:
+                        S2q[b] = state2[a]
 
 
 @kernel
@@ -1099,6 +1186,9 @@ def _bias_activation(code, A, b):
 
 #: Rows of X a gather asks for ahead of the one it copies.
 PREFETCH_AHEAD = 8
+#: Batches of at least this many values (rows x features) are gathered by
+#: all threads together (one more barrier a step) rather than by each.
+SHARED_GATHER_VALUES = 32_768
 
 
 @kernel
@@ -1122,38 +1212,48 @@ def train_steps_units(tid, n_threads, n_parts, sync, X, Y, sw, order, first_batc
                       units, coef_off, icpt_off, Xb, Yb, swb, row_loss, acts,
                       deltas, partials, l2_parts, packed, hidden, out, solver,
                       nesterov, adam_t, loss_acc, blas):
-    """:func:`train_steps` for a network with one hidden layer and dense
-    input, cut into ``n_parts`` parts by hidden units, with one barrier per
-    step.
+    """:func:`train_steps` for dense input, cut into ``n_parts`` parts by
+    hidden units.
 
-    Part ``q`` owns hidden units ``j0:j1``: ``W_0[:, j0:j1]``, ``W_1[j0:j1]``
-    and ``b_0[j0:j1]``, which it alone reads and updates; for the call they
-    live, with their optimizer state and gradient, in part ``q``'s block of
-    ``packed`` (rows: weights, state1, state2, gradient; copied in at the
-    start and back at the end of the call), so no cache line is written by
-    two threads. A step: every thread gathers the whole batch into its own
-    block of ``Xb``/``Yb``/``swb`` (the next batch's rows are prefetched
-    while the current one finishes); part ``q`` computes its units'
-    activations ``f(X W_0[:, j0:j1] + b_0[j0:j1])`` and their share
-    ``A_q W_1[j0:j1]`` of the output layer's product (part 0 adds ``b_1``)
-    into ``partials``, and the sum of squares of its coefficients. Barrier.
-    Each thread adds the output partial products in part order (the same
-    numbers in every thread), applies the output function and takes the
-    output delta; part ``q`` then backpropagates to its own units and
-    updates its weights; part 0 also updates ``b_1``. ``partials`` and
-    ``l2_parts`` alternate between two halves by step parity, so a part can
-    write step ``s + 1``'s values while another thread still reads step
-    ``s``'s -- the one barrier a step suffices. Thread 0 adds up the loss.
+    Part ``q`` owns the units ``J_h`` (``part_range``) of every hidden layer
+    ``h``: the columns ``J_h`` of the coefficients into layer ``h`` and
+    those intercepts, and its rows ``J`` of the output layer's coefficients
+    (part 0 also the output intercepts). It alone reads and updates them:
+    for the call they live, with their optimizer state and gradient, in
+    part ``q``'s block of ``packed`` (rows: weights, state1, state2,
+    gradient; copied in at the start of the call and back at the end), so
+    no cache line is written by two threads.
+
+    A step: each thread gathers the whole batch into its own block of
+    ``Xb``/``Yb``/``swb`` or, for large batches (``SHARED_GATHER_VALUES``),
+    its share of the rows into block ``s % 2`` followed by a barrier (rows
+    are prefetched ahead). Forward: part ``q``
+    computes its units of layer 1 from X, then of each next hidden layer
+    from every part's units of the layer before (products added in part
+    order), meeting the others at a barrier after each hidden layer but the
+    last; then its share of the output layer's product (part 0 adds the
+    output intercepts) and the sum of squares of its coefficients. Barrier.
+    Each thread adds the output shares in part order (the same numbers in
+    every thread), applies the output function and takes the output delta.
+    Backward: part ``q`` takes the delta of its units of the last hidden
+    layer; for each earlier hidden layer, every part multiplies its delta
+    into each part's rows (barrier) and part ``p`` adds the products
+    addressed to it in part order. Then each part computes its weights'
+    gradient and updates them. Activations, output shares and sums of
+    squares alternate between two halves by step parity, so a part can
+    write step ``s + 1``'s while another thread still reads step ``s``'s:
+    ``2 L - 3`` barriers a step for ``L`` layers (one with a single hidden
+    layer), one more with a shared gather. Thread 0 adds up the loss.
 
     The cut depends on ``n_parts`` only, so the result is bit-identical
     with any number of threads. Arguments as :func:`train_steps`, except:
-    no sparse input; ``Xb`` (``n_parts * batch_size * n_features``),
+    dense input only; ``Xb`` (``n_parts * batch_size * n_features``),
     ``Yb`` (``(n_parts, batch_size, n_outputs)``), ``swb`` and ``row_loss``
-    (``(n_parts, batch_size)``) hold one block per thread; ``acts`` and
-    ``deltas`` hold one hidden block per part then one output block per
-    thread, ``partials`` ``2 * n_parts`` output blocks, ``l2_parts`` is
-    float64 ``(2, 8 * n_parts)``, ``packed`` ``(4, n_parts * weights)``
-    (block sizes from :func:`units_block_sizes`); ``blas`` from
+    (``(n_parts, batch_size)``) hold one block per thread (``n_parts >=
+    2``, as the shared gather uses two); ``acts``,
+    ``deltas`` and ``partials`` are flat, sized by
+    :func:`units_buffer_sizes` (as is ``packed``, ``(4, n_parts * size)``);
+    ``l2_parts`` is float64 ``(2, 8 * n_parts)``; ``blas`` from
     :func:`blas_functions`.
     """
     n = order.shape[0]
@@ -1162,31 +1262,36 @@ def train_steps_units(tid, n_threads, n_parts, sync, X, Y, sw, order, first_batc
     beta_1_64 = hyper[2]
     beta_2_64 = hyper[3]
     alpha_64 = hyper[5]
+    L = units.shape[0] - 1  # layers; L - 1 hidden ones
+    NH = L - 1
     nf = units[0]
-    h = units[1]
-    no = units[2]
-    w0 = coef_off[0]
-    w1 = coef_off[1]
-    b0 = icpt_off[0]
-    b1 = icpt_off[1]
+    no = units[L]
     adam = solver == ADAM
     c = optimizer_scalars(hyper, params.dtype)
     zero = c[8] * 0
-    psz, asz, osz = units_block_sizes(nf, h, no, n_parts, batch_size)
+    psz, ablk, hoff, doff, dpoff, oblk, _, _, _ = _units_layout(units, n_parts,
+                                                                batch_size)
     Wp = packed[0]
     S1p = packed[1]
     S2p = packed[2]
     Gp = packed[3]
+    # each part's offsets in its packed block (see _units_part_offsets)
+    poff = thread_private(n_parts * (2 * L + 2), np.int64)
+    for q in range(n_parts):
+        _units_part_offsets(units, n_parts, q, poff[q * (2 * L + 2):])
     for q in range(tid, n_parts, n_threads):
-        j0, j1 = part_range(h, n_parts, q)
-        _pack_units(params, state1, state2, adam, nf, h, no, j0, j1, w0, w1, b0,
-                    Wp[q * psz:], S1p[q * psz:], S2p[q * psz:], False)
-    Xt = layer_view(Xb, tid * batch_size * nf, batch_size, nf)
-    Yt = Yb[tid]
-    swt = swb[tid]
+        _pack_units(params, state1, state2, adam, units, coef_off, icpt_off,
+                    n_parts, q, poff[q * (2 * L + 2):], Wp[q * psz:], S1p[q * psz:],
+                    S2p[q * psz:], False)
+    # large batches of many features are gathered by all threads into
+    # shared buffers (alternating by step parity), small ones by each thread
+    # into its own (no barrier needed)
+    shared = n_threads > 1 and batch_size * nf >= SHARED_GATHER_VALUES
     rl = row_loss[tid]
-    Pt = layer_view(acts, n_parts * asz + tid * osz, batch_size, no)
-    Dt = layer_view(deltas, n_parts * asz + tid * osz, batch_size, no)
+    a_tail = acts.shape[0] - n_parts * oblk
+    d_tail = deltas.shape[0] - n_parts * oblk
+    Pt = layer_view(acts, a_tail + tid * oblk, batch_size, no)
+    Dt = layer_view(deltas, d_tail + tid * oblk, batch_size, no)
     seen = 0
     loss_rows = 0
     updates = 0
@@ -1198,8 +1303,13 @@ def train_steps_units(tid, n_threads, n_parts, sync, X, Y, sw, order, first_batc
         stop = min(start + batch_size, n)
         nb = stop - start
         seen += nb
-        for r in range(nb):
-            if r + PREFETCH_AHEAD < nb:
+        blk = par if shared else tid
+        Xt = layer_view(Xb, blk * batch_size * nf, batch_size, nf)
+        Yt = Yb[blk]
+        swt = swb[blk]
+        r0, r1 = part_range(nb, n_threads, tid) if shared else (0, nb)
+        for r in range(r0, r1):
+            if r + PREFETCH_AHEAD < r1:
                 _prefetch_rows(X, order, start + r + PREFETCH_AHEAD,
                                start + r + PREFETCH_AHEAD + 1)
             i = order[start + r]
@@ -1210,40 +1320,73 @@ def train_steps_units(tid, n_threads, n_parts, sync, X, Y, sw, order, first_batc
             for j in range(no):
                 Yt[r, j] = Y[i, j]
             swt[r] = sw[i]
-        # -- this thread's parts: hidden units, output partial products -------
+        if shared:
+            n_barriers += 1
+            if not barrier(sync, tid, n_threads, n_barriers):
+                aborted = True
+                break
+        # -- forward: hidden layers, then this thread's output shares ---------
+        for h in range(1, NH + 1):
+            fi = units[h - 1]
+            for q in range(tid, n_parts, n_threads):
+                off = poff[q * (2 * L + 2):]
+                o = q * psz
+                j0, j1 = part_range(units[h], n_parts, q)
+                w = j1 - j0
+                A = layer_view(acts, hoff[h] + (par * n_parts + q) * ablk[h], nb, w)
+                W = Wp[o + off[h - 1]:]
+                if h == 1:  # W is stored transposed, (w, nf)
+                    gemm_by_rows(blas, TRANS, nb, w, nf, Xt.reshape(-1), nf, W, nf,
+                                 A.reshape(-1), w)
+                    nc = off[2 * L]
+                    Wc = Wp[o:o + nc]
+                    l2_parts[par, 8 * q] = np.dot(Wc, Wc)  # before the update
+                else:
+                    for p in range(n_parts):  # every part's units of layer h-1
+                        i0, i1 = part_range(fi, n_parts, p)
+                        Ap = layer_view(acts, hoff[h - 1]
+                                        + (par * n_parts + p) * ablk[h - 1],
+                                        nb, i1 - i0)
+                        gemm(blas, NOTRANS, NOTRANS, nb, w, i1 - i0, Ap, i1 - i0,
+                             W[i0 * w:], w, 0.0 if p == 0 else 1.0, A, w)
+                ib = o + off[L + h - 1]
+                _bias_activation(hidden, A, Wp[ib:ib + w])
+            if h < NH and n_threads > 1:
+                n_barriers += 1
+                if not barrier(sync, tid, n_threads, n_barriers):
+                    aborted = True
+                    break
+        if aborted:
+            break
         for q in range(tid, n_parts, n_threads):
-            j0, j1 = part_range(h, n_parts, q)
-            hq = j1 - j0
             o = q * psz
-            nw = nf * hq + hq * no  # the part's coefficients, then intercepts
-            A1 = layer_view(acts, q * asz, nb, hq)
-            gemm_by_rows(blas, nb, hq, nf, Xt.reshape(-1), nf, Wp[o:], hq,
-                         A1.reshape(-1), hq)
-            _bias_activation(hidden, A1, Wp[o + nw:o + nw + hq])
-            Wq = Wp[o:o + nw]
-            l2_parts[par, 8 * q] = np.dot(Wq, Wq)  # weights before the update
-            Pq = layer_view(partials, (par * n_parts + q) * osz, nb, no)
-            gemm(blas, NOTRANS, NOTRANS, nb, no, hq, A1, hq, Wp[o + nf * hq:], no,
-                 0.0, Pq, no)
+            j0, j1 = part_range(units[NH], n_parts, q)
+            w = j1 - j0
+            A = layer_view(acts, hoff[NH] + (par * n_parts + q) * ablk[NH], nb, w)
+            Pq = layer_view(partials, (par * n_parts + q) * oblk, nb, no)
+            gemm(blas, NOTRANS, NOTRANS, nb, no, w, A, w,
+                 Wp[o + poff[q * (2 * L + 2) + L - 1]:], no, 0.0, Pq, no)
             if q == 0:
                 for r in range(nb):
                     for j in range(no):
-                        Pq[r, j] += params[b1 + j]
+                        Pq[r, j] += params[icpt_off[L - 1] + j]
         if n_threads > 1:
             n_barriers += 1
             if not barrier(sync, tid, n_threads, n_barriers):
                 aborted = True
                 break
-        if s + 1 < n_steps:  # the next batch's first rows
-            _prefetch_rows(X, order, stop, min(stop + PREFETCH_AHEAD, n))
+        if s + 1 < n_steps:  # the first rows of this thread's next gather
+            nxt = stop + (part_range(min(batch_size, n - stop), n_threads, tid)[0]
+                          if shared else 0)
+            _prefetch_rows(X, order, nxt, min(nxt + PREFETCH_AHEAD, n))
         # -- output layer (every thread, the same numbers) --------------------
         P = Pt[:nb]
-        P0 = layer_view(partials, par * n_parts * osz, nb, no)
+        P0 = layer_view(partials, par * n_parts * oblk, nb, no)
         for r in range(nb):
             for j in range(no):
                 P[r, j] = P0[r, j]
         for q in range(1, n_parts):
-            Pq = layer_view(partials, (par * n_parts + q) * osz, nb, no)
+            Pq = layer_view(partials, (par * n_parts + q) * oblk, nb, no)
             for r in range(nb):
                 for j in range(no):
                     P[r, j] += Pq[r, j]
@@ -1261,35 +1404,92 @@ def train_steps_units(tid, n_threads, n_parts, sync, X, Y, sw, order, first_batc
             t = adam_t + updates
             c[7] = (lr_init * math.sqrt(1.0 - beta_2_64 ** t)
                     / (1.0 - beta_1_64 ** t))
-        # -- this thread's parts: backward and updates ------------------------
+        # -- backward: the deltas of this thread's units ----------------------
         for q in range(tid, n_parts, n_threads):
-            j0, j1 = part_range(h, n_parts, q)
-            hq = j1 - j0
             o = q * psz
-            nw = nf * hq + hq * no
-            A1 = layer_view(acts, q * asz, nb, hq)
-            D1 = layer_view(deltas, q * asz, nb, hq)
+            off = poff[q * (2 * L + 2):]
+            j0, j1 = part_range(units[NH], n_parts, q)
+            w = j1 - j0
+            A = layer_view(acts, hoff[NH] + (par * n_parts + q) * ablk[NH], nb, w)
+            Dh = layer_view(deltas, doff[NH] + q * ablk[NH], nb, w)
+            Wo = Wp[o + off[L - 1]:o + off[L - 1] + w * no]
             if no == 1:  # an outer product: a plain loop beats a BLAS call
-                w = Wp[o + nf * hq:o + nw]
                 for r in range(nb):
                     d = D[r, 0]
-                    for j in range(hq):
-                        D1[r, j] = d * w[j]
+                    for j in range(w):
+                        Dh[r, j] = d * Wo[j]
             else:
-                gemm(blas, NOTRANS, TRANS, nb, hq, no, D, no, Wp[o + nf * hq:], no,
-                     0.0, D1, hq)
-            hidden_derivative(hidden, A1, D1)
-            gemm(blas, TRANS, NOTRANS, hq, no, nb, A1, hq, D, no, 0.0,
-                 Gp[o + nf * hq:], no)
-            gemm_tn_by_rows(blas, nf, hq, nb, Xt.reshape(-1), nf, D1.reshape(-1),
-                            hq, Gp[o:], hq)
-            update_segment(Wp, Gp, S1p, S2p, o, o, nw, c[8], c, solver, nesterov)
-            column_sums(D1, 0, Gp[o + nw:o + nw + hq])
-            update_segment(Wp, Gp, S1p, S2p, o + nw, o + nw, hq, zero, c, solver,
-                           nesterov)
+                gemm(blas, NOTRANS, TRANS, nb, w, no, D, no, Wo, no, 0.0, Dh, w)
+            hidden_derivative(hidden, A, Dh)
+            gemm(blas, TRANS, NOTRANS, w, no, nb, A, w, D, no, 0.0,
+                 Gp[o + off[L - 1]:], no)
+        for h in range(NH - 1, 0, -1):  # delta of layer h from layer h + 1's
+            fi = units[h]
+            for q in range(tid, n_parts, n_threads):
+                o = q * psz
+                j0, j1 = part_range(units[h + 1], n_parts, q)
+                w = j1 - j0
+                Dq = layer_view(deltas, doff[h + 1] + q * ablk[h + 1], nb, w)
+                W = Wp[o + poff[q * (2 * L + 2) + h]:]
+                for p in range(n_parts):
+                    i0, i1 = part_range(fi, n_parts, p)
+                    Cp = layer_view(deltas, dpoff[h] + (q * n_parts + p) * ablk[h],
+                                    nb, i1 - i0)
+                    gemm(blas, NOTRANS, TRANS, nb, i1 - i0, w, Dq, w, W[i0 * w:],
+                         w, 0.0, Cp, i1 - i0)
+            if n_threads > 1:
+                n_barriers += 1
+                if not barrier(sync, tid, n_threads, n_barriers):
+                    aborted = True
+                    break
+            for p in range(tid, n_parts, n_threads):
+                i0, i1 = part_range(fi, n_parts, p)
+                w = i1 - i0
+                Dh = layer_view(deltas, doff[h] + p * ablk[h], nb, w)
+                for q in range(n_parts):
+                    Cq = layer_view(deltas, dpoff[h] + (q * n_parts + p) * ablk[h],
+                                    nb, w)
+                    if q == 0:
+                        for r in range(nb):
+                            for j in range(w):
+                                Dh[r, j] = Cq[r, j]
+                    else:
+                        for r in range(nb):
+                            for j in range(w):
+                                Dh[r, j] += Cq[r, j]
+                hidden_derivative(hidden, layer_view(
+                    acts, hoff[h] + (par * n_parts + p) * ablk[h], nb, w), Dh)
+        if aborted:
+            break
+        # -- this thread's parts: gradients and updates -----------------------
+        for q in range(tid, n_parts, n_threads):
+            o = q * psz
+            off = poff[q * (2 * L + 2):]
+            for l in range(NH):
+                j0, j1 = part_range(units[l + 1], n_parts, q)
+                w = j1 - j0
+                Dq = layer_view(deltas, doff[l + 1] + q * ablk[l + 1], nb, w)
+                G = Gp[o + off[l]:]
+                if l == 0:  # transposed, as the weights: D^T X
+                    gemm_tn_by_rows(blas, w, nf, nb, Dq.reshape(-1), w,
+                                    Xt.reshape(-1), nf, G, nf)
+                else:
+                    for p in range(n_parts):
+                        i0, i1 = part_range(units[l], n_parts, p)
+                        Ap = layer_view(acts, hoff[l] + (par * n_parts + p) * ablk[l],
+                                        nb, i1 - i0)
+                        gemm(blas, TRANS, NOTRANS, i1 - i0, w, nb, Ap, i1 - i0, Dq,
+                             w, 0.0, G[i0 * w:], w)
+                ib = o + off[L + l]
+                column_sums(Dq, 0, Gp[ib:ib + w])
+            nc = off[2 * L]
+            update_segment(Wp, Gp, S1p, S2p, o, o, nc, c[8], c, solver, nesterov)
+            update_segment(Wp, Gp, S1p, S2p, o + nc, o + nc, off[2 * L + 1] - nc,
+                           zero, c, solver, nesterov)
             if q == 0:
-                column_sums(D, 0, grads[b1:b1 + no])
-                update_segment(params, grads, state1, state2, b1, b1, no, zero, c,
+                bo = icpt_off[L - 1]
+                column_sums(D, 0, grads[bo:bo + no])
+                update_segment(params, grads, state1, state2, bo, bo, no, zero, c,
                                solver, nesterov)
         if tid == 0:
             data = 0.0
@@ -1302,9 +1502,9 @@ def train_steps_units(tid, n_threads, n_parts, sync, X, Y, sw, order, first_batc
             loss_acc += loss * nb
             loss_rows += nb
     for q in range(tid, n_parts, n_threads):
-        j0, j1 = part_range(h, n_parts, q)
-        _pack_units(params, state1, state2, adam, nf, h, no, j0, j1, w0, w1, b0,
-                    Wp[q * psz:], S1p[q * psz:], S2p[q * psz:], True)
+        _pack_units(params, state1, state2, adam, units, coef_off, icpt_off,
+                    n_parts, q, poff[q * (2 * L + 2):], Wp[q * psz:], S1p[q * psz:],
+                    S2p[q * psz:], True)
     if aborted:
         return loss_acc, -1, loss_rows, updates
     return loss_acc, seen, loss_rows, updates
