@@ -1042,6 +1042,19 @@ def _padded(n):
 
 
 @kernel
+def _first_layer_transposed(units, n_parts):
+    """Whether each part keeps its first-layer block transposed, ``(units,
+    n_features)``. For products too large for BLAS's small-product kernel
+    even in chunks of ``SMALL_GEMM_MIN_ROWS`` rows, the weight gradient
+    ``D^T X`` ran at 47 GFLOP/s where ``X^T D`` ran at 38 (784 features,
+    128 units, batch 1024, float64); for small ones the forward product
+    with a transposed operand ran slower instead (38 against 54 GFLOP/s,
+    100 features, 50 units, batch 64)."""
+    width = (units[1] + n_parts - 1) // n_parts
+    return SMALL_GEMM_MIN_ROWS * units[0] * width > SMALL_GEMM_WORK
+
+
+@kernel
 def _units_layout(units, n_parts, batch_size):
     """Block sizes and offsets of :func:`train_steps_units`'s buffers.
 
@@ -1091,10 +1104,8 @@ def units_buffer_sizes(units, n_parts, batch_size):
 def _units_part_offsets(units, n_parts, q, out):
     """Part ``q``'s packed block: ``out[l]`` = where layer ``l``'s
     coefficient block starts (``(fan_in, part's units)`` for hidden layers
-    -- transposed, ``(part's units, n_features)``, for the first: its
-    weight gradient ``D^T X`` ran at 47 GFLOP/s in BLAS where ``X^T D``
-    ran at 38 (784 features, batch 1024, 128 units, float64) --
-    ``(part's units of the last hidden layer, n_outputs)`` for the output
+    -- the first one's maybe transposed, see :func:`_first_layer_transposed`
+    -- ``(part's units of the last hidden layer, n_outputs)`` for the output
     layer), ``out[L + l]`` its intercepts' (hidden layers only),
     ``out[2L]`` = the number of coefficients, ``out[2L + 1]`` = all."""
     n_layers = units.shape[0] - 1
@@ -1124,6 +1135,7 @@ def _pack_units(params, state1, state2, adam, units, coef_off, icpt_off, n_parts
     and the contiguous block ``Wq`` (``back``: into ``params``); ``off``
     from :func:`_units_part_offsets`."""
     n_layers = units.shape[0] - 1
+    transposed = _first_layer_transposed(units, n_parts)
     for l in range(n_layers):
         fi = units[l]
         fo = units[l + 1]
@@ -1138,7 +1150,7 @@ def _pack_units(params, state1, state2, adam, units, coef_off, icpt_off, n_parts
                     a = coef_off[l] + j0 * fo + k
                 else:
                     a = coef_off[l] + i * fo + j0 + k
-                if l == 0 and not last:  # the first layer's block transposed
+                if l == 0 and not last and transposed:
                     b = off[l] + k * fi + i
                 else:
                     b = off[l] + i * width + k
@@ -1267,6 +1279,7 @@ def train_steps_units(tid, n_threads, n_parts, sync, X, Y, sw, order, first_batc
     nf = units[0]
     no = units[L]
     adam = solver == ADAM
+    w0_t = _first_layer_transposed(units, n_parts)
     c = optimizer_scalars(hyper, params.dtype)
     zero = c[8] * 0
     psz, ablk, hoff, doff, dpoff, oblk, _, _, _ = _units_layout(units, n_parts,
@@ -1335,9 +1348,13 @@ def train_steps_units(tid, n_threads, n_parts, sync, X, Y, sw, order, first_batc
                 w = j1 - j0
                 A = layer_view(acts, hoff[h] + (par * n_parts + q) * ablk[h], nb, w)
                 W = Wp[o + off[h - 1]:]
-                if h == 1:  # W is stored transposed, (w, nf)
-                    gemm_by_rows(blas, TRANS, nb, w, nf, Xt.reshape(-1), nf, W, nf,
-                                 A.reshape(-1), w)
+                if h == 1:
+                    if w0_t:  # W stored transposed, (w, nf)
+                        gemm_by_rows(blas, TRANS, nb, w, nf, Xt.reshape(-1), nf, W,
+                                     nf, A.reshape(-1), w)
+                    else:
+                        gemm_by_rows(blas, NOTRANS, nb, w, nf, Xt.reshape(-1), nf, W,
+                                     w, A.reshape(-1), w)
                     nc = off[2 * L]
                     Wc = Wp[o:o + nc]
                     l2_parts[par, 8 * q] = np.dot(Wc, Wc)  # before the update
@@ -1470,9 +1487,12 @@ def train_steps_units(tid, n_threads, n_parts, sync, X, Y, sw, order, first_batc
                 w = j1 - j0
                 Dq = layer_view(deltas, doff[l + 1] + q * ablk[l + 1], nb, w)
                 G = Gp[o + off[l]:]
-                if l == 0:  # transposed, as the weights: D^T X
+                if l == 0 and w0_t:  # transposed, as the weights: D^T X
                     gemm_tn_by_rows(blas, w, nf, nb, Dq.reshape(-1), w,
                                     Xt.reshape(-1), nf, G, nf)
+                elif l == 0:
+                    gemm_tn_by_rows(blas, nf, w, nb, Xt.reshape(-1), nf,
+                                    Dq.reshape(-1), w, G, w)
                 else:
                     for p in range(n_parts):
                         i0, i1 = part_range(units[l], n_parts, p)
