@@ -540,7 +540,7 @@ def gemm(blas, ta, tb, m, n, k, A, lda, B, ldb, beta, C, ldc):
     if m <= 0 or n <= 0:
         return
     if not (_gemm_fits(ta, m, k, lda, A.size) and _gemm_fits(tb, k, n, ldb, B.size)
-            and _gemm_fits(NOTRANS, m, n, ldc, C.size)):
+            and _gemm_fits(np.int64(NOTRANS), m, n, ldc, C.size)):
         raise ValueError("gemm: an operand does not fit its array")
     # row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: the
     # same buffers with the operands swapped
@@ -577,7 +577,7 @@ def gemm_by_rows(blas, tb, m, n, k, A, lda, B, ldb, C, ldc):
     chunk = _small_gemm_rows(m, n, k)
     for r0 in range(0, m, chunk):
         mm = min(chunk, m - r0)
-        gemm(blas, NOTRANS, tb, mm, n, k, A[r0 * lda:], lda, B, ldb, 0.0,
+        gemm(blas, np.int64(NOTRANS), tb, mm, n, k, A[r0 * lda:], lda, B, ldb, 0.0,
              C[r0 * ldc:], ldc)
 
 
@@ -589,8 +589,8 @@ def gemm_tn_by_rows(blas, m, n, k, A, lda, B, ldb, C, ldc):
     chunk = _small_gemm_rows(k, n, m)
     for r0 in range(0, k, chunk):
         kk = min(chunk, k - r0)
-        gemm(blas, TRANS, NOTRANS, m, n, kk, A[r0 * lda:], lda, B[r0 * ldb:], ldb,
-             0.0 if r0 == 0 else 1.0, C, ldc)
+        gemm(blas, np.int64(TRANS), np.int64(NOTRANS), m, n, kk, A[r0 * lda:], lda,
+             B[r0 * ldb:], ldb, 0.0 if r0 == 0 else 1.0, C, ldc)
 
 
 @intrinsic
@@ -816,7 +816,7 @@ def thread_private(n, dtype):
 def optimizer_scalars(hyper, dtype):
     """The optimizer's scalars in the weights' dtype (see
     :func:`update_segment`; ``c[7]`` and ``c[9]`` are set per step)."""
-    c = thread_private(10, dtype)
+    c = thread_private(np.int64(10), dtype)
     c[0] = hyper[0]
     c[1] = hyper[1]
     c[2] = hyper[2]
@@ -1086,18 +1086,19 @@ def _units_layout(units, n_parts, batch_size):
         dpoff[h] = d
         d += n_parts * n_parts * ablk[h]
     width = (units[n_layers - 1] + n_parts - 1) // n_parts
-    packed = _padded(packed + width * n_out)
+    packed = _padded(packed + width * n_out + n_out)  # part 0: output intercepts
     oblk = _padded(batch_size * n_out)
     return (packed, ablk, hoff, doff, dpoff, oblk, a + n_parts * oblk,
             d + n_parts * oblk, 2 * n_parts * oblk)
 
 
-@kernel
 def units_buffer_sizes(units, n_parts, batch_size):
     """``(packed per part, acts, deltas, partials)`` sizes (values) of
-    :func:`train_steps_units`'s buffers."""
-    lay = _units_layout(units, n_parts, batch_size)
-    return lay[0], lay[6], lay[7], lay[8]
+    :func:`train_steps_units`'s buffers; plain Python (the kernel's own
+    layout function, not compiled: that took 0.9 s of a cold first fit)."""
+    lay = _units_layout.py_func(np.asarray(units, dtype=np.int64), int(n_parts),
+                                int(batch_size))
+    return int(lay[0]), int(lay[6]), int(lay[7]), int(lay[8])
 
 
 @kernel
@@ -1106,8 +1107,9 @@ def _units_part_offsets(units, n_parts, q, out):
     coefficient block starts (``(fan_in, part's units)`` for hidden layers
     -- the first one's maybe transposed, see :func:`_first_layer_transposed`
     -- ``(part's units of the last hidden layer, n_outputs)`` for the output
-    layer), ``out[L + l]`` its intercepts' (hidden layers only),
-    ``out[2L]`` = the number of coefficients, ``out[2L + 1]`` = all."""
+    layer), ``out[L + l]`` its intercepts' (hidden layers only; part 0
+    also holds the output intercepts, last), ``out[2L]`` = the number of
+    coefficients, ``out[2L + 1]`` = all."""
     n_layers = units.shape[0] - 1
     k = 0
     for l in range(n_layers):
@@ -1123,7 +1125,25 @@ def _units_part_offsets(units, n_parts, q, out):
         out[n_layers + l] = k
         j0, j1 = part_range(units[l + 1], n_parts, q)
         k += j1 - j0
+    if q == 0:
+        k += units[n_layers]
     out[2 * n_layers + 1] = k
+
+
+@kernel
+def _copy_weight(params, state1, state2, adam, a, Wq, S1q, S2q, b, back):
+    """``Wq[b] = params[a]`` with its optimizer state (``back``: the other
+    way)."""
+    if back:
+        params[a] = Wq[b]
+        state1[a] = S1q[b]
+        if adam:
+            state2[a] = S2q[b]
+    else:
+        Wq[b] = params[a]
+        S1q[b] = state1[a]
+        if adam:
+            S2q[b] = state2[a]
 
 
 @kernel
@@ -1131,53 +1151,35 @@ def _pack_units(params, state1, state2, adam, units, coef_off, icpt_off, n_parts
                 q, off, Wq, S1q, S2q, back):
     """Copy part ``q``'s weights -- its hidden units' columns of every hidden
     layer's coefficients and their intercepts, its rows of the output
-    layer's coefficients -- and their optimizer state between ``params``
-    and the contiguous block ``Wq`` (``back``: into ``params``); ``off``
-    from :func:`_units_part_offsets`."""
+    layer's coefficients, for part 0 the output intercepts -- and their
+    optimizer state between ``params`` and the contiguous block ``Wq``
+    (``back``: into ``params``); ``off`` from :func:`_units_part_offsets`."""
     n_layers = units.shape[0] - 1
     transposed = _first_layer_transposed(units, n_parts)
     for l in range(n_layers):
         fi = units[l]
         fo = units[l + 1]
-        last = l == n_layers - 1
-        j0, j1 = part_range(fo if not last else fi, n_parts, q)
-        w = j1 - j0
-        rows = fi if not last else 1
-        width = w if not last else w * fo
-        for i in range(rows):
-            for k in range(width):
-                if last:
-                    a = coef_off[l] + j0 * fo + k
-                else:
-                    a = coef_off[l] + i * fo + j0 + k
-                if l == 0 and not last and transposed:
-                    b = off[l] + k * fi + i
-                else:
-                    b = off[l] + i * width + k
-                if back:
-                    params[a] = Wq[b]
-                    state1[a] = S1q[b]
-                    if adam:
-                        state2[a] = S2q[b]
-                else:
-                    Wq[b] = params[a]
-                    S1q[b] = state1[a]
-                    if adam:
-                        S2q[b] = state2[a]
-        if not last:
+        if l < n_layers - 1:  # hidden layer: columns j0:j1, intercepts j0:j1
+            j0, j1 = part_range(fo, n_parts, q)
+            w = j1 - j0
+            for i in range(fi):
+                for k in range(w):
+                    b = (off[l] + k * fi + i if l == 0 and transposed
+                         else off[l] + i * w + k)
+                    _copy_weight(params, state1, state2, adam,
+                                 coef_off[l] + i * fo + j0 + k, Wq, S1q, S2q, b, back)
             for k in range(w):
-                a = icpt_off[l] + j0 + k
-                b = off[n_layers + l] + k
-                if back:
-                    params[a] = Wq[b]
-                    state1[a] = S1q[b]
-                    if adam:
-                        state2[a] = S2q[b]
-                else:
-                    Wq[b] = params[a]
-                    S1q[b] = state1[a]
-                    if adam:
-                        S2q[b] = state2[a]
+                _copy_weight(params, state1, state2, adam, icpt_off[l] + j0 + k, Wq,
+                             S1q, S2q, off[n_layers + l] + k, back)
+        else:  # output layer: rows j0:j1; part 0 the intercepts
+            j0, j1 = part_range(fi, n_parts, q)
+            for k in range((j1 - j0) * fo):
+                _copy_weight(params, state1, state2, adam, coef_off[l] + j0 * fo + k,
+                             Wq, S1q, S2q, off[l] + k, back)
+            if q == 0:
+                for k in range(fo):
+                    _copy_weight(params, state1, state2, adam, icpt_off[l] + k, Wq,
+                                 S1q, S2q, off[2 * n_layers + 1] - fo + k, back)
 
 
 @kernel
@@ -1279,6 +1281,9 @@ def train_steps_units(tid, n_threads, n_parts, sync, X, Y, sw, order, first_batc
     nf = units[0]
     no = units[L]
     adam = solver == ADAM
+    # run-time values, not literals: one compiled gemm serves every call
+    NT = np.int64(NOTRANS)
+    TT = np.int64(TRANS)
     w0_t = _first_layer_transposed(units, n_parts)
     c = optimizer_scalars(hyper, params.dtype)
     zero = c[8] * 0
@@ -1295,7 +1300,7 @@ def train_steps_units(tid, n_threads, n_parts, sync, X, Y, sw, order, first_batc
     for q in range(tid, n_parts, n_threads):
         _pack_units(params, state1, state2, adam, units, coef_off, icpt_off,
                     n_parts, q, poff[q * (2 * L + 2):], Wp[q * psz:], S1p[q * psz:],
-                    S2p[q * psz:], False)
+                    S2p[q * psz:], np.int64(0))
     # large batches of many features are gathered by all threads into
     # shared buffers (alternating by step parity), small ones by each thread
     # into its own (no barrier needed)
@@ -1348,13 +1353,10 @@ def train_steps_units(tid, n_threads, n_parts, sync, X, Y, sw, order, first_batc
                 w = j1 - j0
                 A = layer_view(acts, hoff[h] + (par * n_parts + q) * ablk[h], nb, w)
                 W = Wp[o + off[h - 1]:]
-                if h == 1:
-                    if w0_t:  # W stored transposed, (w, nf)
-                        gemm_by_rows(blas, TRANS, nb, w, nf, Xt.reshape(-1), nf, W,
-                                     nf, A.reshape(-1), w)
-                    else:
-                        gemm_by_rows(blas, NOTRANS, nb, w, nf, Xt.reshape(-1), nf, W,
-                                     w, A.reshape(-1), w)
+                if h == 1:  # W maybe stored transposed, (w, nf)
+                    gemm_by_rows(blas, TT if w0_t else NT, nb, w, nf,
+                                 Xt.reshape(-1), nf, W, nf if w0_t else w,
+                                 A.reshape(-1), w)
                     nc = off[2 * L]
                     Wc = Wp[o:o + nc]
                     l2_parts[par, 8 * q] = np.dot(Wc, Wc)  # before the update
@@ -1364,8 +1366,9 @@ def train_steps_units(tid, n_threads, n_parts, sync, X, Y, sw, order, first_batc
                         Ap = layer_view(acts, hoff[h - 1]
                                         + (par * n_parts + p) * ablk[h - 1],
                                         nb, i1 - i0)
-                        gemm(blas, NOTRANS, NOTRANS, nb, w, i1 - i0, Ap, i1 - i0,
-                             W[i0 * w:], w, 0.0 if p == 0 else 1.0, A, w)
+                        gemm(blas, NT, NT, nb, w, i1 - i0, Ap.reshape(-1), i1 - i0,
+                             W[i0 * w:], w, 0.0 if p == 0 else 1.0, A.reshape(-1),
+                             w)
                 ib = o + off[L + h - 1]
                 _bias_activation(hidden, A, Wp[ib:ib + w])
             if h < NH and n_threads > 1:
@@ -1381,12 +1384,13 @@ def train_steps_units(tid, n_threads, n_parts, sync, X, Y, sw, order, first_batc
             w = j1 - j0
             A = layer_view(acts, hoff[NH] + (par * n_parts + q) * ablk[NH], nb, w)
             Pq = layer_view(partials, (par * n_parts + q) * oblk, nb, no)
-            gemm(blas, NOTRANS, NOTRANS, nb, no, w, A, w,
-                 Wp[o + poff[q * (2 * L + 2) + L - 1]:], no, 0.0, Pq, no)
-            if q == 0:
+            gemm(blas, NT, NT, nb, no, w, A.reshape(-1), w,
+                 Wp[o + poff[q * (2 * L + 2) + L - 1]:], no, 0.0, Pq.reshape(-1), no)
+            if q == 0:  # the output intercepts, at the end of part 0's block
+                bo = o + poff[2 * L + 1] - no
                 for r in range(nb):
                     for j in range(no):
-                        Pq[r, j] += params[icpt_off[L - 1] + j]
+                        Pq[r, j] += Wp[bo + j]
         if n_threads > 1:
             n_barriers += 1
             if not barrier(sync, tid, n_threads, n_barriers):
@@ -1422,60 +1426,63 @@ def train_steps_units(tid, n_threads, n_parts, sync, X, Y, sw, order, first_batc
             c[7] = (lr_init * math.sqrt(1.0 - beta_2_64 ** t)
                     / (1.0 - beta_1_64 ** t))
         # -- backward: the deltas of this thread's units ----------------------
-        for q in range(tid, n_parts, n_threads):
-            o = q * psz
-            off = poff[q * (2 * L + 2):]
-            j0, j1 = part_range(units[NH], n_parts, q)
-            w = j1 - j0
-            A = layer_view(acts, hoff[NH] + (par * n_parts + q) * ablk[NH], nb, w)
-            Dh = layer_view(deltas, doff[NH] + q * ablk[NH], nb, w)
-            Wo = Wp[o + off[L - 1]:o + off[L - 1] + w * no]
-            if no == 1:  # an outer product: a plain loop beats a BLAS call
-                for r in range(nb):
-                    d = D[r, 0]
-                    for j in range(w):
-                        Dh[r, j] = d * Wo[j]
-            else:
-                gemm(blas, NOTRANS, TRANS, nb, w, no, D, no, Wo, no, 0.0, Dh, w)
-            hidden_derivative(hidden, A, Dh)
-            gemm(blas, TRANS, NOTRANS, w, no, nb, A, w, D, no, 0.0,
-                 Gp[o + off[L - 1]:], no)
-        for h in range(NH - 1, 0, -1):  # delta of layer h from layer h + 1's
-            fi = units[h]
-            for q in range(tid, n_parts, n_threads):
-                o = q * psz
-                j0, j1 = part_range(units[h + 1], n_parts, q)
-                w = j1 - j0
-                Dq = layer_view(deltas, doff[h + 1] + q * ablk[h + 1], nb, w)
-                W = Wp[o + poff[q * (2 * L + 2) + h]:]
-                for p in range(n_parts):
-                    i0, i1 = part_range(fi, n_parts, p)
-                    Cp = layer_view(deltas, dpoff[h] + (q * n_parts + p) * ablk[h],
-                                    nb, i1 - i0)
-                    gemm(blas, NOTRANS, TRANS, nb, i1 - i0, w, Dq, w, W[i0 * w:],
-                         w, 0.0, Cp, i1 - i0)
-            if n_threads > 1:
-                n_barriers += 1
-                if not barrier(sync, tid, n_threads, n_barriers):
-                    aborted = True
-                    break
-            for p in range(tid, n_parts, n_threads):
-                i0, i1 = part_range(fi, n_parts, p)
-                w = i1 - i0
-                Dh = layer_view(deltas, doff[h] + p * ablk[h], nb, w)
-                for q in range(n_parts):
-                    Cq = layer_view(deltas, dpoff[h] + (q * n_parts + p) * ablk[h],
-                                    nb, w)
-                    if q == 0:
+        for h in range(NH, 0, -1):
+            if h == NH:  # the last hidden layer's, from the output delta
+                for q in range(tid, n_parts, n_threads):
+                    o = q * psz
+                    off = poff[q * (2 * L + 2):]
+                    j0, j1 = part_range(units[NH], n_parts, q)
+                    w = j1 - j0
+                    A = layer_view(acts, hoff[NH] + (par * n_parts + q) * ablk[NH],
+                                   nb, w)
+                    Dh = layer_view(deltas, doff[NH] + q * ablk[NH], nb, w)
+                    Wo = Wp[o + off[L - 1]:o + off[L - 1] + w * no]
+                    if no == 1:  # an outer product: a loop beats a BLAS call
                         for r in range(nb):
+                            d = D[r, 0]
                             for j in range(w):
-                                Dh[r, j] = Cq[r, j]
+                                Dh[r, j] = d * Wo[j]
                     else:
+                        gemm(blas, NT, TT, nb, w, no, D.reshape(-1), no, Wo, no, 0.0,
+                             Dh.reshape(-1), w)
+                    gemm(blas, TT, NT, w, no, nb, A.reshape(-1), w, D.reshape(-1), no,
+                         0.0, Gp[o + off[L - 1]:], no)
+            else:  # layer h's, from every part's delta of layer h + 1
+                fi = units[h]
+                for q in range(tid, n_parts, n_threads):
+                    o = q * psz
+                    j0, j1 = part_range(units[h + 1], n_parts, q)
+                    w = j1 - j0
+                    Dq = layer_view(deltas, doff[h + 1] + q * ablk[h + 1], nb, w)
+                    W = Wp[o + poff[q * (2 * L + 2) + h]:]
+                    for p in range(n_parts):
+                        i0, i1 = part_range(fi, n_parts, p)
+                        Cp = layer_view(deltas,
+                                        dpoff[h] + (q * n_parts + p) * ablk[h],
+                                        nb, i1 - i0)
+                        gemm(blas, NT, TT, nb, i1 - i0, w, Dq.reshape(-1), w,
+                             W[i0 * w:], w, 0.0, Cp.reshape(-1), i1 - i0)
+                if n_threads > 1:
+                    n_barriers += 1
+                    if not barrier(sync, tid, n_threads, n_barriers):
+                        aborted = True
+                        break
+                for p in range(tid, n_parts, n_threads):
+                    i0, i1 = part_range(fi, n_parts, p)
+                    w = i1 - i0
+                    Dh = layer_view(deltas, doff[h] + p * ablk[h], nb, w)
+                    for q in range(n_parts):
+                        Cq = layer_view(deltas,
+                                        dpoff[h] + (q * n_parts + p) * ablk[h], nb, w)
                         for r in range(nb):
                             for j in range(w):
-                                Dh[r, j] += Cq[r, j]
+                                Dh[r, j] = Cq[r, j] if q == 0 else Dh[r, j] + Cq[r, j]
+            for p in range(tid, n_parts, n_threads):  # times f'(A_h)
+                i0, i1 = part_range(units[h], n_parts, p)
+                w = i1 - i0
                 hidden_derivative(hidden, layer_view(
-                    acts, hoff[h] + (par * n_parts + p) * ablk[h], nb, w), Dh)
+                    acts, hoff[h] + (par * n_parts + p) * ablk[h], nb, w),
+                    layer_view(deltas, doff[h] + p * ablk[h], nb, w))
         if aborted:
             break
         # -- this thread's parts: gradients and updates -----------------------
@@ -1487,30 +1494,31 @@ def train_steps_units(tid, n_threads, n_parts, sync, X, Y, sw, order, first_batc
                 w = j1 - j0
                 Dq = layer_view(deltas, doff[l + 1] + q * ablk[l + 1], nb, w)
                 G = Gp[o + off[l]:]
-                if l == 0 and w0_t:  # transposed, as the weights: D^T X
-                    gemm_tn_by_rows(blas, w, nf, nb, Dq.reshape(-1), w,
-                                    Xt.reshape(-1), nf, G, nf)
-                elif l == 0:
-                    gemm_tn_by_rows(blas, nf, w, nb, Xt.reshape(-1), nf,
-                                    Dq.reshape(-1), w, G, w)
+                if l == 0:  # D^T X when the weights are transposed, else X^T D
+                    Xf = Xt.reshape(-1)
+                    Df = Dq.reshape(-1)
+                    gemm_tn_by_rows(blas, w if w0_t else nf, nf if w0_t else w, nb,
+                                    Df if w0_t else Xf, w if w0_t else nf,
+                                    Xf if w0_t else Df, nf if w0_t else w, G,
+                                    nf if w0_t else w)
                 else:
                     for p in range(n_parts):
                         i0, i1 = part_range(units[l], n_parts, p)
                         Ap = layer_view(acts, hoff[l] + (par * n_parts + p) * ablk[l],
                                         nb, i1 - i0)
-                        gemm(blas, TRANS, NOTRANS, i1 - i0, w, nb, Ap, i1 - i0, Dq,
-                             w, 0.0, G[i0 * w:], w)
+                        gemm(blas, TT, NT, i1 - i0, w, nb, Ap.reshape(-1), i1 - i0,
+                             Dq.reshape(-1), w, 0.0, G[i0 * w:], w)
                 ib = o + off[L + l]
                 column_sums(Dq, 0, Gp[ib:ib + w])
-            nc = off[2 * L]
-            update_segment(Wp, Gp, S1p, S2p, o, o, nc, c[8], c, solver, nesterov)
-            update_segment(Wp, Gp, S1p, S2p, o + nc, o + nc, off[2 * L + 1] - nc,
-                           zero, c, solver, nesterov)
             if q == 0:
-                bo = icpt_off[L - 1]
-                column_sums(D, 0, grads[bo:bo + no])
-                update_segment(params, grads, state1, state2, bo, bo, no, zero, c,
-                               solver, nesterov)
+                bo = o + off[2 * L + 1] - no
+                column_sums(D, 0, Gp[bo:bo + no])
+            nc = off[2 * L]
+            for seg in range(2):  # coefficients (L2 term), then intercepts
+                k = o if seg == 0 else o + nc
+                update_segment(Wp, Gp, S1p, S2p, k, k,
+                               nc if seg == 0 else off[2 * L + 1] - nc,
+                               c[8] if seg == 0 else zero, c, solver, nesterov)
         if tid == 0:
             data = 0.0
             for i in range(nb):
@@ -1524,7 +1532,7 @@ def train_steps_units(tid, n_threads, n_parts, sync, X, Y, sw, order, first_batc
     for q in range(tid, n_parts, n_threads):
         _pack_units(params, state1, state2, adam, units, coef_off, icpt_off,
                     n_parts, q, poff[q * (2 * L + 2):], Wp[q * psz:], S1p[q * psz:],
-                    S2p[q * psz:], True)
+                    S2p[q * psz:], np.int64(1))
     if aborted:
         return loss_acc, -1, loss_rows, updates
     return loss_acc, seen, loss_rows, updates
