@@ -14,10 +14,14 @@ BLAS thread pools work), so it is reference-counted: with the threading
 backend the first fit to start sets it and the last one to finish restores
 the previous setting.
 
-Our threads. Instead, ``train_steps`` cuts every step into a fixed number
-of parts (:func:`step_parts`: 2, or 1 for steps too small to share) that
-depends only on the network and the batch size. Up to that many threads run
-the parts (:func:`run_train_steps`); one thread runs them all in turn and
+Our threads. Instead, the training kernels cut every step into a fixed
+number of parts (:func:`step_plan`: 2, or 1 for steps too small to share)
+that depends only on the network, the batch size and whether the input is
+sparse: ``train_steps_units`` (dense input, hidden layers of at least
+``MIN_UNITS_HIDDEN`` units) gives each part its own hidden units,
+``train_steps`` (the rest) cuts by input features, batch rows and weights in
+turn. Up to that many threads run the parts (:func:`run_train_steps`); one
+thread runs them all in turn and
 computes exactly the same numbers, so the weights are bit-identical with any
 number of threads, in any process, with any ``n_jobs``. How many threads a
 call gets is decided per compiled call (about every 0.2 s): the CPUs this

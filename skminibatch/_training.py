@@ -2,9 +2,9 @@
 
 Layers: :func:`run_stochastic` (epochs, stopping rules, early stopping,
 verbose output, Ctrl-C) -> :func:`_run_epoch` (one epoch = ``steps_per_epoch``
-steps of the stream, in compiled chunks of ~0.2 s) -> the kernel
-``train_steps`` (gather -> forward -> backward -> update, many steps per
-call). Everything works on a :class:`FitState` that the estimator commits to
+steps of the stream, in compiled chunks of ~0.2 s) -> a training kernel,
+``train_steps_units`` or ``train_steps`` (gather -> forward -> backward ->
+update, many steps per call; :func:`skminibatch._threads.step_plan` picks). Everything works on a :class:`FitState` that the estimator commits to
 its fitted attributes only when the run ends cleanly, so a failed fit or
 ``partial_fit`` leaves the estimator as it was.
 """

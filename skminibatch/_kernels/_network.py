@@ -1413,7 +1413,13 @@ def train_steps_units(tid, n_threads, n_parts, sync, X, Y, sw, order, first_batc
                     P[r, j] += Pq[r, j]
         output_activation(out, P)
         D = Dt[:nb]
-        output_row_losses(out, P, Yt[:nb], swt[:nb], D, eps_clip, rl[:nb])
+        if tid == 0:
+            output_row_losses(out, P, Yt[:nb], swt[:nb], D, eps_clip, rl[:nb])
+        else:  # the others need only the delta (as _row_loss_and_delta has it)
+            for r in range(nb):
+                w_r = swt[r]
+                for j in range(no):
+                    D[r, j] = (P[r, j] - Yt[r, j]) * w_r
         sw_sum = 0.0
         for i in range(nb):
             sw_sum += swt[i]
