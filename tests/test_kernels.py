@@ -693,39 +693,63 @@ def test_train_steps_units_transposed_first_layer(solver, dtype):
     assert_close(tr.state1, ref_s1, dtype)
 
 
-@pytest.mark.parametrize("dtype", [np.float64])
-def test_train_steps_units_shared_gather_same_numbers(dtype):
-    """Batches of at least ``SHARED_GATHER_VALUES`` values are gathered by
-    both threads together (rows split between them): the same numbers as
-    one thread gathering everything."""
-    nf = 700
-    batch = -(-K.SHARED_GATHER_VALUES // nf)  # 47 rows of 700 features
-    units = (nf, 20, 16, 3)
-    rng = np.random.default_rng(7)
+def _units_vs_general(units, batch, dtype, seed):
+    """Four steps of ``train_steps_units`` (2 parts) on one and on two
+    threads, and of ``train_steps`` (1 part), on random data: returns
+    ``(params0, units kernel runs [(result, params, state2)] by thread
+    count, general kernel's (result, params))``."""
+    nf, n_out = units[0], units[-1]
+    rng = np.random.default_rng(seed)
     n = 3 * batch + 5
     X = rng.standard_normal((n, nf)).astype(dtype)
-    Y = np.eye(3)[rng.integers(0, 3, n)].astype(dtype)
+    Y = np.eye(n_out)[rng.integers(0, n_out, n)].astype(dtype)
     sw = rng.uniform(0.5, 2.0, n).astype(dtype)
     layout = Layout(units)
     params0 = (0.1 * rng.standard_normal(layout.n_params)).astype(dtype)
     order = rng.permutation(n).astype(np.int64)
     hyper = np.array(Trainer.ADAM_HYPER[:6] + [clip_eps(dtype), 0.01])
-    runs = []
-    for n_threads in (1, 2):
-        buffers = _EpochBuffers(layout, batch, nf, 3, dtype, 2, False,
-                                "train_steps_units")
+
+    def run(kernel, n_parts, n_threads):
+        buffers = _EpochBuffers(layout, batch, nf, n_out, dtype, n_parts, False,
+                                kernel)
         params = params0.copy()
         opt = {"state1": np.zeros_like(params), "state2": np.zeros_like(params),
                "adam_t": 0}
-        args = buffers.kernel_args(KernelInput(X), Y, sw, order, 0, 4, batch, params,
-                                   opt, hyper, layout, K.TANH, K.OUT_SOFTMAX_LOG,
-                                   K.ADAM, False, 0.0)
-        result = run_train_steps(K, n_threads, 2, args, "train_steps_units")
-        runs.append((result, params, opt["state2"]))
-    assert runs[0][0] == runs[1][0] and runs[0][0][1] == n
+        args = buffers.kernel_args(KernelInput(X), Y, sw, order, 0, 4, batch,
+                                   params, opt, hyper, layout, K.TANH,
+                                   K.OUT_SOFTMAX_LOG, K.ADAM, False, 0.0)
+        result = run_train_steps(K, n_threads, n_parts, args, kernel)
+        assert result[1] == n
+        return result, params, opt["state2"]
+
+    runs = [run("train_steps_units", 2, t) for t in (1, 2)]
+    return params0, runs, run("train_steps", 1, 1)[:2]
+
+
+@pytest.mark.parametrize("units,batch,what", [
+    ((700, 96, 16, 3), -(-K.SHARED_GATHER_VALUES // 700), "gather"),
+    ((20, 300, 200, 3), 8, "chunks"),
+], ids=["shared-gather-transposed", "update-chunks-across-parts"])
+def test_train_steps_units_large_shapes_match_the_general_kernel(units, batch,
+                                                                 what):
+    """Shapes the closed-form tests are too small for: a batch of at least
+    ``SHARED_GATHER_VALUES`` values (gathered by both threads together, rows
+    split between them; also the transposed first layer's many-row path),
+    and weight blocks updated in several chunks (``UPDATE_CHUNK_BYTES``), a
+    chunk spanning two parts' rows. The same numbers on one and two threads,
+    and to rounding those of ``train_steps``."""
+    dtype = np.float64
+    if what == "gather":
+        assert batch > K.FEW_ROWS and K._first_layer_transposed(np.array(units), 2)
+    else:  # layer 1's block: 300 rows x 100 units, chunks of 163 rows
+        assert 300 * 100 * 8 > K.UPDATE_CHUNK_BYTES
+    params0, runs, general = _units_vs_general(units, batch, dtype, seed=7)
+    assert runs[0][0] == runs[1][0]
     np.testing.assert_array_equal(runs[0][1], runs[1][1])
     np.testing.assert_array_equal(runs[0][2], runs[1][2])
     assert not np.array_equal(runs[0][1], params0)
+    assert general[0][0] == pytest.approx(runs[0][0][0], rel=1e-12)
+    assert_close(general[1] - params0, runs[0][1] - params0, dtype, rtol=1e-9)
 
 
 def test_train_steps_units_zero_weight_batch_makes_no_update():
