@@ -447,6 +447,18 @@ class Trainer:
         assert loss_rows == seen and updates == n_steps
         return loss_acc, seen
 
+    def run_checked(self, first_batch, n_steps, adam_t=0):
+        """:meth:`run`, then check loss, weights and optimizer state against
+        :meth:`reference` from the same start; returns ``(seen, reference
+        seen)``."""
+        p0, s10, s20 = self.params.copy(), self.state1.copy(), self.state2.copy()
+        loss_sum, seen = self.run(first_batch, n_steps, adam_t)
+        ref_p, ref_s1, ref_s2, ref_loss_sum, ref_seen = self.reference(
+            p0, s10, s20, first_batch, n_steps, adam_t)
+        assert_trained_like(self, p0, loss_sum, (ref_p, ref_s1, ref_s2, ref_loss_sum),
+                            self.solver, self.prob.dtype)
+        return seen, ref_seen
+
     def reference(self, params, state1, state2, first_batch, n_steps, adam_t=0):
         """Naive gradient + naive update, batch after batch (float64)."""
         lr, momentum, beta_1, beta_2, epsilon, alpha, eps_clip, lr_init = self.h64
@@ -468,6 +480,22 @@ class Trainer:
         return params, s1, s2, loss_sum, seen
 
 
+def assert_trained_like(tr, p0, loss_sum, ref, solver, dtype):
+    """A trainer's loss, weights and optimizer state match the reference's
+    ``(params, state1, state2, loss_sum)``; ``p0`` = weights before."""
+    ref_p, ref_s1, ref_s2, ref_loss_sum = ref
+    assert_close(loss_sum, ref_loss_sum, dtype)
+    # the step itself (not swamped by the parameters' size) and the result
+    step_rtol = 1e-9 if dtype == np.float64 else 2e-3
+    assert_close(tr.params.astype(np.float64) - p0, ref_p - p0, dtype, rtol=step_rtol)
+    assert_close(tr.params, ref_p, dtype)
+    assert_close(tr.state1, ref_s1, dtype)
+    if solver == "adam":
+        assert_close(tr.state2, ref_s2, dtype)
+    else:  # SGD leaves the second state alone
+        assert np.all(np.isnan(tr.state2))
+
+
 TRAIN_MODELS = [("tanh", "softmax_log"), ("relu", "binary_log"),
                 ("logistic", "poisson"), ("identity", "squared")]
 
@@ -485,27 +513,13 @@ def test_train_steps_closed_form(first_batch, n_steps, sparse, solver, hidden, o
     prob = Problem(problem_seed("train", hidden, out, dtype), hidden, out, dtype,
                    n=N_TRAIN)
     tr = Trainer(prob, solver, sparse=sparse)
-    p0, s10, s20 = tr.params.copy(), tr.state1.copy(), tr.state2.copy()
-    adam_t = 4 if solver == "adam" else 0
-    loss_sum, seen = tr.run(first_batch, n_steps, adam_t)
-
-    ref_p, ref_s1, ref_s2, ref_loss_sum, ref_seen = tr.reference(
-        p0, s10, s20, first_batch, n_steps, adam_t)
+    seen, ref_seen = tr.run_checked(first_batch, n_steps,
+                                    adam_t=4 if solver == "adam" else 0)
     expected_seen = sum(batch_rows(tr.order, first_batch + s).size
                         for s in range(n_steps))
     assert seen == ref_seen == expected_seen
     if first_batch + n_steps == 4:  # the pass's last batch holds the remainder
         assert batch_rows(tr.order, 3).size == N_TRAIN - 3 * BATCH
-    assert_close(loss_sum, ref_loss_sum, dtype)
-    # the step itself (not swamped by the parameters' size) and the result
-    step_rtol = 1e-9 if dtype == np.float64 else 2e-3
-    assert_close(tr.params.astype(np.float64) - p0, ref_p - p0, dtype, rtol=step_rtol)
-    assert_close(tr.params, ref_p, dtype)
-    assert_close(tr.state1, ref_s1, dtype)
-    if solver == "adam":
-        assert_close(tr.state2, ref_s2, dtype)
-    else:  # SGD leaves the second state alone
-        assert np.all(np.isnan(tr.state2))
 
 
 @dtype_param
@@ -549,11 +563,17 @@ def test_train_steps_same_numbers_with_any_thread_count(n_parts, solver, sparse,
     loss whether one thread runs every part or one thread per part (the
     remainder batch of 2 rows leaves a third part without rows)."""
     hidden, out = "relu", "binary_log"  # one output unit: parts without columns
+    assert_any_thread_count_same(lambda n_threads: Trainer(
+        Problem(problem_seed("threads", dtype), hidden, out, dtype, n=N_TRAIN),
+        solver, sparse=sparse, n_parts=n_parts, n_threads=n_threads), n_parts)
+
+
+def assert_any_thread_count_same(make_trainer, n_parts):
+    """Four steps give bit-identical loss, weights and optimizer state on 1 to
+    ``n_parts`` threads (``make_trainer(n_threads)``, a fresh trainer)."""
     results = []
     for n_threads in range(1, n_parts + 1):
-        prob = Problem(problem_seed("threads", dtype), hidden, out, dtype, n=N_TRAIN)
-        tr = Trainer(prob, solver, sparse=sparse, n_parts=n_parts,
-                     n_threads=n_threads)
+        tr = make_trainer(n_threads)
         loss_sum, seen = tr.run(first_batch=0, n_steps=4, adam_t=3)
         results.append((loss_sum, seen, tr.params, tr.state1, tr.state2))
     for loss_sum, seen, params, state1, state2 in results[1:]:
@@ -633,22 +653,9 @@ def test_train_steps_units_closed_form(first_batch, n_steps, n_parts, solver,
     prob = Problem(problem_seed("units", hidden, out, units[-1], dtype), hidden,
                    out, dtype, n=N_TRAIN, units=units)
     tr = UnitsTrainer(prob, solver, n_parts=n_parts)
-    p0, s10, s20 = tr.params.copy(), tr.state1.copy(), tr.state2.copy()
-    adam_t = 4 if solver == "adam" else 0
-    loss_sum, seen = tr.run(first_batch, n_steps, adam_t)
-
-    ref_p, ref_s1, ref_s2, ref_loss_sum, ref_seen = tr.reference(
-        p0, s10, s20, first_batch, n_steps, adam_t)
+    seen, ref_seen = tr.run_checked(first_batch, n_steps,
+                                    adam_t=4 if solver == "adam" else 0)
     assert seen == ref_seen
-    assert_close(loss_sum, ref_loss_sum, dtype)
-    step_rtol = 1e-9 if dtype == np.float64 else 2e-3
-    assert_close(tr.params.astype(np.float64) - p0, ref_p - p0, dtype, rtol=step_rtol)
-    assert_close(tr.params, ref_p, dtype)
-    assert_close(tr.state1, ref_s1, dtype)
-    if solver == "adam":
-        assert_close(tr.state2, ref_s2, dtype)
-    else:  # SGD leaves the second state alone
-        assert np.all(np.isnan(tr.state2))
 
 
 @dtype_param
@@ -659,18 +666,10 @@ def test_train_steps_units_closed_form(first_batch, n_steps, n_parts, solver,
 @pytest.mark.parametrize("n_parts", [2, 3])
 def test_train_steps_units_same_numbers_with_any_thread_count(n_parts, solver,
                                                                units, dtype):
-    results = []
-    for n_threads in range(1, n_parts + 1):
-        prob = Problem(problem_seed("units-threads", dtype), "relu", "binary_log",
-                       dtype, n=N_TRAIN, units=units)
-        tr = UnitsTrainer(prob, solver, n_parts=n_parts, n_threads=n_threads)
-        loss_sum, seen = tr.run(first_batch=0, n_steps=4, adam_t=3)
-        results.append((loss_sum, seen, tr.params, tr.state1, tr.state2))
-    for loss_sum, seen, params, state1, state2 in results[1:]:
-        assert (loss_sum, seen) == results[0][:2]
-        np.testing.assert_array_equal(params, results[0][2])
-        np.testing.assert_array_equal(state1, results[0][3])
-        np.testing.assert_array_equal(state2, results[0][4])
+    assert_any_thread_count_same(lambda n_threads: UnitsTrainer(
+        Problem(problem_seed("units-threads", dtype), "relu", "binary_log", dtype,
+                n=N_TRAIN, units=units),
+        solver, n_parts=n_parts, n_threads=n_threads), n_parts)
 
 
 @dtype_param
@@ -684,13 +683,7 @@ def test_train_steps_units_transposed_first_layer(solver, dtype):
     prob = Problem(problem_seed("units-wide", dtype), "tanh", "softmax_log", dtype,
                    n=N_TRAIN, units=units)
     tr = UnitsTrainer(prob, solver, n_parts=2, n_threads=2)
-    p0, s10, s20 = tr.params.copy(), tr.state1.copy(), tr.state2.copy()
-    loss_sum, seen = tr.run(1, 3, adam_t=2)
-    ref_p, ref_s1, ref_s2, ref_loss_sum, _ = tr.reference(p0, s10, s20, 1, 3, 2)
-    assert_close(loss_sum, ref_loss_sum, dtype)
-    assert_close(tr.params.astype(np.float64) - p0, ref_p - p0, dtype,
-                 rtol=1e-9 if dtype == np.float64 else 2e-3)
-    assert_close(tr.state1, ref_s1, dtype)
+    tr.run_checked(1, 3, adam_t=2)
 
 
 def _units_vs_general(units, batch, dtype, seed):

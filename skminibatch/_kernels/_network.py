@@ -813,6 +813,13 @@ def thread_private(n, dtype):
 
 
 @kernel
+def _step_scalars(hyper):
+    """``(eps_clip, lr_init, beta_1, beta_2, alpha)`` from ``hyper`` (see
+    :func:`train_steps`), float64."""
+    return hyper[6], hyper[7], hyper[2], hyper[3], hyper[5]
+
+
+@kernel
 def optimizer_scalars(hyper, dtype):
     """The optimizer's scalars in the weights' dtype (see
     :func:`update_segment`; ``c[7]`` and ``c[9]`` are set per step)."""
@@ -901,11 +908,7 @@ def train_steps(tid, n_threads, n_parts, sync, X, sp_data, sp_indices, sp_indptr
     -1`` if told to abort.
     """
     n = order.shape[0]
-    eps_clip = hyper[6]
-    lr_init = hyper[7]
-    beta_1_64 = hyper[2]
-    beta_2_64 = hyper[3]
-    alpha_64 = hyper[5]
+    eps_clip, lr_init, beta_1_64, beta_2_64, alpha_64 = _step_scalars(hyper)
     last = units.shape[0] - 1
     n_out = units[last]
     n_coef = icpt_off[0]
@@ -1282,11 +1285,7 @@ def train_steps_units(tid, n_threads, n_parts, sync, X, Y, sw, order, first_batc
     :func:`blas_functions`.
     """
     n = order.shape[0]
-    eps_clip = hyper[6]
-    lr_init = hyper[7]
-    beta_1_64 = hyper[2]
-    beta_2_64 = hyper[3]
-    alpha_64 = hyper[5]
+    eps_clip, lr_init, beta_1_64, beta_2_64, alpha_64 = _step_scalars(hyper)
     L = units.shape[0] - 1  # layers; L - 1 hidden ones
     NH = L - 1
     nf = units[0]
