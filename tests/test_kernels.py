@@ -722,20 +722,24 @@ def _units_vs_general(units, batch, dtype, seed):
 @pytest.mark.parametrize("units,batch,what", [
     ((700, 96, 16, 3), -(-K.SHARED_GATHER_VALUES // 700), "gather"),
     ((20, 300, 200, 3), 8, "chunks"),
-], ids=["shared-gather-transposed", "update-chunks-across-parts"])
+    ((20, 600, 200, 3), 2 * K.UPDATE_CHUNK_ROWS, "chunks"),
+], ids=["shared-gather-transposed", "update-chunks-across-parts",
+        "update-chunks-grown-with-batch"])
 def test_train_steps_units_large_shapes_match_the_general_kernel(units, batch,
                                                                  what):
     """Shapes the closed-form tests are too small for: a batch of at least
     ``SHARED_GATHER_VALUES`` values (gathered by both threads together, rows
     split between them; also the transposed first layer's many-row path),
     and weight blocks updated in several chunks (``UPDATE_CHUNK_BYTES``), a
-    chunk spanning two parts' rows. The same numbers on one and two threads,
+    chunk spanning two parts' rows (chunks grow with the batch:
+    ``UPDATE_CHUNK_ROWS``). The same numbers on one and two threads,
     and to rounding those of ``train_steps``."""
     dtype = np.float64
     if what == "gather":
         assert batch > K.FEW_ROWS and K._first_layer_transposed(np.array(units), 2)
-    else:  # layer 1's block: 300 rows x 100 units, chunks of 163 rows
-        assert 300 * 100 * 8 > K.UPDATE_CHUNK_BYTES
+    else:  # layer 1's block: 300 (600) rows x 100 units, chunks of 163 (327)
+        chunk_bytes = K.UPDATE_CHUNK_BYTES * max(1, batch // K.UPDATE_CHUNK_ROWS)
+        assert units[1] * 100 * 8 > chunk_bytes > 100 * 8 * units[1] // 2
     params0, runs, general = _units_vs_general(units, batch, dtype, seed=7)
     assert runs[0][0] == runs[1][0]
     np.testing.assert_array_equal(runs[0][1], runs[1][1])
