@@ -738,9 +738,14 @@ def run_cell(cfg, X, y, dtype, batch_size, args, torch_loop, torch_threads):
             times[f"torch_{t}"].append(time_torch(torch_loop, t, batch_size,
                                                   args.epochs))
             cpu[f"torch_{t}"].append(CPU_LOG[-1])
+        # numpy on two BLAS threads first: OpenBLAS's idle workers keep
+        # spinning for a while after a call, and took a core from the next
+        # fit (ours) when this came last (c1 batch 256: 0.014 -> 0.037
+        # s/epoch); the one-thread products come last, as they did before
+        mm_needed_2.append(mm.seconds_per_step(False, threads=2))
+        time.sleep(0.3)
         mm_full.append(mm.seconds_per_step(True))
         mm_needed.append(mm.seconds_per_step(False))
-        mm_needed_2.append(mm.seconds_per_step(False, threads=2))
     n = X.shape[0]
     steps = math.ceil(n / batch_size)
     flops_epoch = 6.0 * n * n_weights(cfg)
