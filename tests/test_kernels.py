@@ -764,6 +764,28 @@ def test_train_steps_units_zero_weight_batch_makes_no_update():
     np.testing.assert_array_equal(tr.state1, s10)
 
 
+def test_train_steps_units_zero_weight_batch_then_a_step_same_as_that_step():
+    """A zero-weight batch, then a normal one, in one call: the same loss
+    and weights as the normal batch alone (the L2 term of the second step
+    comes from sums of squares carried over the step without update)."""
+    prob = Problem(problem_seed("units-zero-then"), "relu", "binary_log", np.float64,
+                   n=N_TRAIN, units=UNITS_TWO_HIDDEN)
+    prob.sw[:BATCH] = 0.0  # batch 0 of the natural order below
+    both = UnitsTrainer(prob, "adam", n_parts=2, n_threads=2)
+    alone = UnitsTrainer(prob, "adam", n_parts=2, n_threads=2)
+    for tr in (both, alone):
+        tr.order = np.arange(prob.X.shape[0])
+    alone.state1[:], alone.state2[:] = both.state1, both.state2  # drawn per trainer
+    np.testing.assert_array_equal(both.params, alone.params)
+    r_both = run_train_steps(K, 2, 2, both.args(first_batch=0, n_steps=2),
+                             "train_steps_units")
+    r_alone = run_train_steps(K, 2, 2, alone.args(first_batch=1, n_steps=1),
+                              "train_steps_units")
+    assert r_both[0] == r_alone[0] and r_both[2:] == r_alone[2:] == (BATCH, 1)
+    np.testing.assert_array_equal(both.params, alone.params)
+    np.testing.assert_array_equal(both.state2, alone.state2)
+
+
 def test_train_steps_units_abort_puts_the_weights_back():
     """Told to abort at its first barrier, a thread returns ``seen = -1``
     and copies its parts' (unchanged) weights back into ``params``."""

@@ -1266,7 +1266,9 @@ def train_steps_units(tid, n_threads, n_parts, sync, X, Y, sw, order, first_batc
     from every part's units of the layer before (products added in part
     order), meeting the others at a barrier after each hidden layer but the
     last; then its share of the output layer's product (part 0 adds the
-    output intercepts) and the sum of squares of its coefficients. Barrier.
+    output intercepts) and the sum of squares of its coefficients (taken
+    during the previous step's update, while they were in cache; read from
+    the block at a call's first step). Barrier.
     Each thread adds the output shares in part order (the same numbers in
     every thread), applies the output function and takes the output delta.
     Backward: part ``q`` takes the delta of its units of the last hidden
@@ -1322,6 +1324,11 @@ def train_steps_units(tid, n_threads, n_parts, sync, X, Y, sw, order, first_batc
     # into its own (no barrier needed)
     shared = n_threads > 1 and batch_size * nf >= SHARED_GATHER_VALUES
     rl = row_loss[tid]
+    # each own part's sum of squared coefficients, taken during the update
+    # (the weights are in cache there) for the next step's L2 term; a call's
+    # first step reads the block once for it
+    l2_next = thread_private(n_parts, np.float64)
+    l2_known = False
     a_tail = acts.shape[0] - n_parts * oblk
     d_tail = deltas.shape[0] - n_parts * oblk
     Pt = layer_view(acts, a_tail + tid * oblk, batch_size, no)
@@ -1382,10 +1389,12 @@ def train_steps_units(tid, n_threads, n_parts, sync, X, Y, sw, order, first_batc
                     gemm_by_rows(blas, TT if w0_t else NT, nb, w, nf,
                                  Xt.reshape(-1), nf, W, nf if w0_t else w,
                                  A.reshape(-1), w)
-                if h == 1:
+                if h == 1 and l2_known:  # before the update
+                    l2_parts[par, 8 * q] = l2_next[q]
+                elif h == 1:
                     nc = off[2 * L]
                     Wc = Wp[o:o + nc]
-                    l2_parts[par, 8 * q] = np.dot(Wc, Wc)  # before the update
+                    l2_parts[par, 8 * q] = np.dot(Wc, Wc)
                 else:
                     for p in range(n_parts):  # every part's units of layer h-1
                         i0, i1 = part_range(fi, n_parts, p)
@@ -1450,6 +1459,9 @@ def train_steps_units(tid, n_threads, n_parts, sync, X, Y, sw, order, first_batc
         for i in range(nb):
             sw_sum += swt[i]
         if sw_sum == 0.0:  # no update, no loss (see train_steps)
+            for q in range(tid, n_parts, n_threads):
+                l2_next[q] = l2_parts[par, 8 * q]
+            l2_known = True
             continue
         c[9] = 1.0 / sw_sum
         updates += 1
@@ -1522,6 +1534,7 @@ def train_steps_units(tid, n_threads, n_parts, sync, X, Y, sw, order, first_batc
             o = q * psz
             off = poff[q * (2 * L + 2):]
             nc = off[2 * L]
+            l2_acc = 0.0
             for l in range(NH):  # the intercepts' gradients
                 j0, j1 = part_range(units[l + 1], n_parts, q)
                 ib = o + off[L + l]
@@ -1575,6 +1588,11 @@ def train_steps_units(tid, n_threads, n_parts, sync, X, Y, sw, order, first_batc
                     k = o + (off[l] if l < L else nc) + r0 * row_len
                     update_segment(Wp, Gp, S1p, S2p, k, k, (r1 - r0) * row_len,
                                    c[8] if l < L else zero, c, solver, nesterov)
+                    if l < L:  # coefficients: the next step's sum of squares
+                        seg = Wp[k:k + (r1 - r0) * row_len]
+                        l2_acc += np.dot(seg, seg)
+            l2_next[q] = l2_acc
+        l2_known = True
         if tid == 0:
             data = 0.0
             for i in range(nb):
