@@ -783,6 +783,11 @@ def run_cell(cfg, X, y, dtype, batch_size, args, torch_loop, torch_threads):
     return row
 
 
+def ours_over_floor(row):
+    """Our epoch time over the row's products floor (see run_cell)."""
+    return row["ours"]["median"] / row["products_floor_epoch_s"]
+
+
 def cpu_ratio(row, lib):
     """Median process CPU time per epoch of ``lib`` over ours: the work
     ratio per core (sklearn and torch default threads may use several)."""
@@ -805,7 +810,7 @@ def format_cell_line(row, torch_threads):
     parts += [f"{row['ours_gflops']:>6.1f}", f"{row['numpy_gflops']:>6.1f}",
               f"{100 * row['fraction_of_numpy']:>5.0f}%",
               f"{100 * row['mm_share']:>5.0f}%",
-              f"{row['ours']['median'] / row['products_floor_epoch_s']:>5.2f}",
+              f"{ours_over_floor(row):>5.2f}",
               f"{row['ours_step_s'] * 1e6:>8.0f}",
               f"{row['loadavg_start'][0] if row['loadavg_start'] else float('nan'):>5.2f}"]
     return " ".join(parts)
@@ -842,7 +847,7 @@ def floor_note(row, ratio, thr):
     where = ("below the floor: out of reach at BLAS speed in this run"
              if need < floor else f"{need / floor:.2f}x the floor")
     return (f"(needs <= {need:.4f} s/epoch, ours {ours:.4f} = "
-            f"{ours / floor:.2f}x the products floor {floor:.4f}; the target is "
+            f"{ours_over_floor(row):.2f}x the products floor {floor:.4f}; the target is "
             f"{where})")
 
 
@@ -1033,7 +1038,7 @@ def markdown_report(meta, results, startup, memory, targets, torch_threads,
             cells += [f"{r['ours_gflops']:.1f}", f"{r['numpy_gflops']:.1f}",
                       f"{r['fraction_of_numpy']:.0%}", f"{r['mm_share']:.0%}"]
             floor = r.get("products_floor_epoch_s")
-            cells += ([f"{floor:.4f}", f"{r['ours']['median'] / floor:.2f}",
+            cells += ([f"{floor:.4f}", f"{ours_over_floor(r):.2f}",
                        f"{r['numpy_2_core_scaling']:.2f}x"] if floor
                       else ["", "", ""])
             cells += [f"{r['ours_step_s'] * 1e6:.0f}",
