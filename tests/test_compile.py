@@ -82,3 +82,45 @@ def test_import_does_not_load_numba():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True,
                          text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_gc_paused_restores_the_collector_state():
+    import gc
+
+    import pytest
+
+    from skminibatch._kernels import gc_paused
+
+    assert gc.isenabled()
+    try:
+        with pytest.raises(ValueError):
+            with gc_paused():
+                assert not gc.isenabled()
+                raise ValueError("inside")
+        assert gc.isenabled()  # restored after an error too
+        gc.disable()  # the user's choice is kept
+        with gc_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_first_kernel_use_leaves_the_collector_on_and_numba_started():
+    # network() pauses the collector while it imports Numba and makes the
+    # first compiled call; afterwards it is on again and nothing else waits
+    code = textwrap.dedent(
+        """
+        import gc, sys
+        from skminibatch._kernels import network
+        assert gc.isenabled()
+        K = network()
+        assert gc.isenabled()
+        assert K._padded.signatures, "no compiled call was made"
+        assert network() is K is sys.modules["skminibatch._kernels._network"]
+        print("ok")
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.strip() == "ok"

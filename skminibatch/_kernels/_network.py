@@ -1044,6 +1044,13 @@ def _padded(n):
     return (n + 15) // 16 * 16
 
 
+def start_runtime():
+    """One compiled call (of a tiny kernel): Numba sets up its typing and
+    target contexts at a process's first one. :func:`skminibatch._kernels.
+    network` does it while the garbage collector is paused."""
+    return _padded(1)
+
+
 @kernel
 def _first_layer_transposed(units, n_parts):
     """Whether each part keeps its first-layer block transposed, ``(units,
