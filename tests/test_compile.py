@@ -124,3 +124,52 @@ def test_first_kernel_use_leaves_the_collector_on_and_numba_started():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True,
                          text=True, check=True)
     assert out.stdout.strip() == "ok"
+
+
+def _njit_in_module(module, source, name, namespace=None):
+    """``numba.njit`` of a function defined in ``source`` whose
+    ``__module__`` is ``module``."""
+    glb = {"__name__": module, **(namespace or {})}
+    exec(textwrap.dedent(source), glb)
+    return numba.njit(glb[name])
+
+
+def test_gc_paused_while_a_skminibatch_kernel_compiles():
+    import gc
+
+    import numpy as np
+    import pytest
+    from numba.core import event
+
+    seen = []
+
+    class Observer(event.Listener):
+        def on_start(self, ev):
+            seen.append((ev.data["dispatcher"].py_func.__name__, gc.isenabled()))
+
+        def on_end(self, ev):
+            pass
+
+    inner = _njit_in_module("skminibatch._fake", "def inner(x):\n    return x + 1\n",
+                            "inner")
+    outer = _njit_in_module("skminibatch._fake",
+                            "def outer(x):\n    return inner(x) * 2\n", "outer",
+                            {"inner": inner})
+    other = _njit_in_module("userland", "def other(x):\n    return x - 1\n", "other")
+    observer = Observer()
+    event.register("numba:compile", observer)
+    try:
+        assert gc.isenabled()
+        assert outer(np.float64(1.0)) == 4.0
+        assert gc.isenabled()
+        assert ("outer", False) in seen and ("inner", False) in seen
+        assert other(np.float64(1.0)) == 0.0
+        assert ("other", True) in seen  # other code's compilations: untouched
+        # a compilation that fails (a typing error) turns it back on as well
+        with pytest.raises(numba.core.errors.TypingError):
+            outer("not a number")
+        assert gc.isenabled()
+        assert _config.GC_LISTENER.depth == 0
+    finally:
+        event.unregister("numba:compile", observer)
+        gc.enable()
