@@ -593,26 +593,6 @@ def gemm_tn_by_rows(blas, m, n, k, A, lda, B, ldb, C, ldc):
              B[r0 * ldb:], ldb, 0.0 if r0 == 0 else 1.0, C, ldc)
 
 
-@intrinsic
-def _prefetch(typingctx, arr, idx):
-    """Hint the CPU to load ``arr[idx]``'s cache line (``llvm.prefetch``:
-    read, keep in all cache levels); no effect on results."""
-    sig = types.void(arr, idx)
-
-    def codegen(context, builder, signature, args):
-        aryty = signature.args[0]
-        ary = context.make_array(aryty)(context, builder, args[0])
-        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]])
-        i8p, i32 = llvm_ir.IntType(8).as_pointer(), llvm_ir.IntType(32)
-        fnty = llvm_ir.FunctionType(llvm_ir.VoidType(), [i8p, i32, i32, i32])
-        fn = cgutils.get_or_insert_function(builder.module, fnty,
-                                            "llvm.prefetch.p0i8")
-        builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
-        return context.get_dummy_value()
-
-    return sig, codegen
-
-
 # ---------------------------------------------------------------------------
 # optimizer updates
 # ---------------------------------------------------------------------------
@@ -1225,26 +1205,9 @@ FEW_ROWS = 32
 #: 806 -> 722 us; batch 16 unchanged).
 UPDATE_CHUNK_BYTES = 131_072
 UPDATE_CHUNK_ROWS = 16
-#: Rows of X a gather asks for ahead of the one it copies.
-PREFETCH_AHEAD = 8
 #: Batches of at least this many values (rows x features) are gathered by
 #: all threads together (one more barrier a step) rather than by each.
 SHARED_GATHER_VALUES = 32_768
-
-
-@kernel
-def _prefetch_rows(X, order, start, stop):
-    """Ask for rows ``order[start:stop]`` of ``X`` ahead of their gather."""
-    nf = X.shape[1]
-    if nf == 0:
-        return
-    flat = X.reshape(-1)
-    line = max(1, 64 // X.itemsize)
-    for r in range(start, stop):
-        base = order[r] * nf
-        for j in range(0, nf, line):
-            _prefetch(flat, base + j)
-        _prefetch(flat, base + nf - 1)
 
 
 @kernel
@@ -1267,8 +1230,9 @@ def train_steps_units(tid, n_threads, n_parts, sync, X, Y, sw, order, first_batc
 
     A step: each thread gathers the whole batch into its own block of
     ``Xb``/``Yb``/``swb`` or, for large batches (``SHARED_GATHER_VALUES``),
-    its share of the rows into block ``s % 2`` followed by a barrier (rows
-    are prefetched ahead). Forward: part ``q``
+    its share of the rows into block ``s % 2`` followed by a barrier (a
+    plain copy loop: prefetch hints for the rows ahead measured no faster,
+    c1 batch 64 and c3 batch 16-1024). Forward: part ``q``
     computes its units of layer 1 from X, then of each next hidden layer
     from every part's units of the layer before (products added in part
     order), meeting the others at a barrier after each hidden layer but the
@@ -1357,9 +1321,6 @@ def train_steps_units(tid, n_threads, n_parts, sync, X, Y, sw, order, first_batc
         swt = swb[blk]
         r0, r1 = part_range(nb, n_threads, tid) if shared else (0, nb)
         for r in range(r0, r1):
-            if r + PREFETCH_AHEAD < r1:
-                _prefetch_rows(X, order, start + r + PREFETCH_AHEAD,
-                               start + r + PREFETCH_AHEAD + 1)
             i = order[start + r]
             src = X[i]
             dst = Xt[r]
@@ -1438,10 +1399,6 @@ def train_steps_units(tid, n_threads, n_parts, sync, X, Y, sw, order, first_batc
             if not barrier(sync, tid, n_threads, n_barriers):
                 aborted = True
                 break
-        if s + 1 < n_steps:  # the first rows of this thread's next gather
-            nxt = stop + (part_range(min(batch_size, n - stop), n_threads, tid)[0]
-                          if shared else 0)
-            _prefetch_rows(X, order, nxt, min(nxt + PREFETCH_AHEAD, n))
         # -- output layer (every thread, the same numbers) --------------------
         P = Pt[:nb]
         P0 = layer_view(partials, par * n_parts * oblk, nb, no)
