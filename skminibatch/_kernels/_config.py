@@ -29,6 +29,8 @@ import gc
 import numba
 from numba.core import event
 
+from . import gc_paused
+
 _njit = numba.njit  # module-level handle, replaced in tests
 
 JIT_OPTIONS = dict(nogil=True, cache=True, error_model="numpy", fastmath=False)
@@ -60,7 +62,7 @@ class GCPausedWhileCompiling(event.Listener):
     collection of the oldest generation walks everything the process holds
     (scikit-learn, SciPy, ...). Cold compile of a default fit + predict
     after ``import sklearn.neural_network``: 14.1-14.4 s with the collector
-    on, 12.3-12.6 s off (peak RSS 436 -> 506 MiB while compiling; the
+    on, 12.6-13.0 s paused (peak RSS 436 -> 491 MiB while compiling; the
     collection at the end returns it). Other code's compilations are left
     alone. Numba sends these events while holding its compiler lock, so
     one thread at a time runs this.
@@ -68,7 +70,7 @@ class GCPausedWhileCompiling(event.Listener):
 
     def __init__(self):
         self.depth = 0
-        self.reenable = False
+        self.pause = None
 
     @staticmethod
     def _ours(event_):
@@ -79,17 +81,18 @@ class GCPausedWhileCompiling(event.Listener):
         if not self._ours(event_):
             return
         if self.depth == 0:
-            self.reenable = gc.isenabled()
-            gc.disable()
+            self.pause = gc_paused()
+            self.pause.__enter__()
         self.depth += 1
 
     def on_end(self, event_):
         if not self._ours(event_):
             return
         self.depth -= 1
-        if self.depth == 0 and self.reenable:
-            gc.enable()
-            gc.collect()
+        if self.depth == 0:
+            self.pause.__exit__(None, None, None)
+            if self.pause.enabled:
+                gc.collect()
 
 
 GC_LISTENER = GCPausedWhileCompiling()
