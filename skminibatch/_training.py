@@ -84,23 +84,19 @@ class _EpochBuffers:
             self._init_units(layout, batch_size, n_features, n_outputs, dtype,
                              n_parts)
             return
-        # the batch's columns of X, by part (train_steps); none when sparse:
-        # sparse rows are read in place
+        # the batch's rows (train_steps, dense; sparse rows are read in place)
         self.Xb = np.empty(0 if sparse else batch_size * n_features, dtype=dtype)
         self.Yb = np.empty((batch_size, n_outputs), dtype=dtype)
         self.swb = np.empty(batch_size, dtype=dtype)
         self.row_loss = np.empty(batch_size, dtype=np.float64)
         self.acts = np.empty(layout.act_size(batch_size), dtype=dtype)
         self.deltas = np.empty_like(self.acts)
-        # with parts: their first-layer products, and per part one later
-        # layer's slice of input units transposed (train_steps)
-        shared = n_parts > 1
+        # sparse with parts: their first-layer products (train_steps)
         self.partials = np.empty(n_parts * batch_size * int(layout.units[1])
-                                 if shared else 0, dtype=dtype)
-        widest = max([-(-int(u) // n_parts) for u in layout.units[1:-1]], default=0)
-        self.scratch = np.empty(n_parts * widest * batch_size if shared else 0,
-                                dtype=dtype)
+                                 if sparse and n_parts > 1 else 0, dtype=dtype)
+        self.l2_parts = np.empty(8 * n_parts, dtype=np.float64)
         self.act_off = layout.act_offsets(batch_size)
+        self.blas = network().blas_functions()
 
     def _init_units(self, layout, batch_size, n_features, n_outputs, dtype,
                     n_parts):
@@ -134,7 +130,8 @@ class _EpochBuffers:
         if self.kernel == "train_steps_units":
             return ((xin.dense, Y, sw) + head + (self.l2_parts, self.packed) + tail
                     + (self.blas,))
-        return (*xin.args(), Y, sw) + head + (self.scratch, self.act_off) + tail
+        return ((*xin.args(), Y, sw) + head + (self.l2_parts, self.act_off) + tail
+                + (self.blas,))
 
 
 class StochasticRun:

@@ -363,6 +363,27 @@ def test_matches_sklearn_after_a_few_epochs(case, kind):
         assert ours.best_loss_ == pytest.approx(theirs.best_loss_, rel=1e-9)
 
 
+@ignore_convergence
+@pytest.mark.parametrize("kind", ["multiclass", "regression"])
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+def test_wide_input_large_batch_matches_sklearn(kind, solver):
+    """Input 3x wider than the hidden layers at batch 256: the steps run
+    in two parts by batch rows (``step_plan``), with the same numbers as
+    scikit-learn's one-piece step."""
+    from skminibatch._layout import Layout
+    from skminibatch._threads import step_plan
+
+    X, y = make_data(kind, n=600, n_features=96)
+    n_out = 3 if kind == "multiclass" else 1
+    assert step_plan(256, Layout([96, 32, 32, n_out]), False) == (2, "train_steps")
+    params = dict(hidden_layer_sizes=(32, 32), batch_size=256, max_iter=3,
+                  solver=solver, learning_rate_init=0.01, random_state=1)
+    est_cls = MiniBatchMLPRegressor if kind == "regression" else MiniBatchMLPClassifier
+    ours = est_cls(**params).fit(X, y)
+    theirs = SKLEARN[est_cls](**params).fit(X, y)
+    _assert_match_sklearn(ours, theirs)
+
+
 @needs_sklearn_mlp_17
 @ignore_convergence
 @pytest.mark.parametrize("est_cls", list(ESTIMATORS.values()), ids=list(ESTIMATORS))

@@ -426,9 +426,7 @@ class Trainer:
         shared = n_parts > 1
         self.partials = np.full(n_parts * BATCH * units[1] if shared else 0, np.nan,
                                 dtype)
-        widest = max([-(-u // n_parts) for u in units[1:-1]], default=0)
-        self.scratch = np.full(n_parts * widest * BATCH if shared else 0, np.nan,
-                               dtype)
+        self.l2_parts = np.full(8 * n_parts, np.nan)
 
     def run(self, first_batch, n_steps, adam_t=0):
         prob = self.prob
@@ -441,8 +439,8 @@ class Trainer:
              first_batch, n_steps, BATCH, self.params, self.grads, self.state1,
              self.state2, self.hyper, self.units, self.coef_off, self.icpt_off,
              self.Xb, self.Yb, self.swb, self.row_loss, self.acts, self.deltas,
-             self.partials, self.scratch, self.act_off, hc, oc, solver, nesterov,
-             adam_t, 0.0))
+             self.partials, self.l2_parts, self.act_off, hc, oc, solver, nesterov,
+             adam_t, 0.0, K.blas_functions()))
         # every weight is non-zero here: every step updates and counts
         assert loss_rows == seen and updates == n_steps
         return loss_acc, seen

@@ -82,6 +82,26 @@ def test_dense_input_is_cut_by_hidden_units(monkeypatch):
     assert _threads.step_plan(64, Layout([20, 32, 1]), False) == units
 
 
+def test_wide_dense_input_at_large_batches_is_cut_by_rows(monkeypatch):
+    """Input at least ROWS_FEATURES_PER_UNIT times wider than every hidden
+    layer, two or more hidden layers, batch >= ROWS_MIN_BATCH: the kernel
+    whose first-layer products run full width over batch rows."""
+    from skminibatch._layout import Layout
+
+    monkeypatch.undo()
+    c3 = Layout([784, 256, 256, 10])
+    units = (2, "train_steps_units")
+    assert _threads.step_plan(1024, c3, sparse=False) == (2, "train_steps")
+    assert _threads.step_plan(256, c3, sparse=False) == (2, "train_steps")
+    assert _threads.step_plan(128, c3, sparse=False) == units
+    # narrower input, or a single hidden layer: still cut by hidden units
+    assert _threads.step_plan(1024, Layout([100, 256, 256, 2]), False) == units
+    assert _threads.step_plan(1024, Layout([767, 256, 256, 10]), False) == units
+    assert _threads.step_plan(1024, Layout([784, 100, 10]), False) == units
+    # sparse input keeps its cut (first layer by input features)
+    assert _threads.step_plan(1024, c3, sparse=True) == (2, "train_steps")
+
+
 ONE_HIDDEN = dict(hidden_layer_sizes=(24,), batch_size=16, max_iter=3,
                   random_state=0)
 
@@ -222,9 +242,9 @@ def _kernel_args(n_parts):
             np.empty_like(params), np.zeros_like(params), np.zeros_like(params),
             hyper, lay.units, lay.coef_off, lay.icpt_off, np.empty(bs * 5),
             np.empty((bs, 3)), np.empty(bs), np.empty(bs), acts,
-            np.empty_like(acts), np.empty(n_parts * bs * 8),
-            np.empty(n_parts * 4 * bs), lay.act_offsets(bs),
-            K.TANH, K.OUT_SOFTMAX_LOG, K.ADAM, False, 0, 0.0)
+            np.empty_like(acts), np.empty(0), np.empty(8 * n_parts),
+            lay.act_offsets(bs),
+            K.TANH, K.OUT_SOFTMAX_LOG, K.ADAM, False, 0, 0.0, K.blas_functions())
 
 
 def _run_with_timeout(target, seconds=60):
