@@ -103,8 +103,9 @@ def step_parts(batch_size, n_weights):
 #: 256) units, float64 batch 1024: 15.1-15.8 ms a step against 15.9-16.6
 #: on two threads, 29.0-30.1 against 31.1-32.3 on one; batch 256: 3.65-3.77
 #: against 3.83-4.08). With fewer features, or one hidden layer (one
-#: barrier a step in the hidden-unit cut), it did not (100 features, (256,
-#: 256) units, batch 1024: 8.6 against 7.3 ms on two threads).
+#: barrier a step in the hidden-unit cut), it did not on two threads (100
+#: features, (256, 256) units: up to 22% slower at batches 256 and 1024; one
+#: hidden layer of 100 on 784 features: 7-10% slower).
 ROWS_FEATURES_PER_UNIT = 3
 ROWS_MIN_BATCH = 256
 

@@ -842,8 +842,8 @@ def train_steps(tid, n_threads, n_parts, sync, X, sp_data, sp_indices, sp_indptr
     and a contiguous run of ``grads`` and ``params``) and a slice of every
     layer's intercepts, each with its optimizer update. Before that, each
     part takes the sum of squares of its slice of the coefficients (the L2
-    term, weights before the update) into ``l2_parts[8 * q]`` (float64, one
-    cache line a part); thread 0 adds them in part order.
+    term, weights before the update) into ``l2_parts[8 * q]`` (float64, 64
+    bytes apart); thread 0 adds them in part order.
 
     Barriers: dense, one before each step's gather (the previous updates
     and reads of the batch done) and one before the gradients; sparse, one
