@@ -27,7 +27,13 @@ seconds per epoch = wall time of one whole ``fit`` (or torch training
 loop) / epochs, median of ``--repeats`` fits measured in rotation in the
 same process (ours, sklearn, sklearn 1 thread, torch 1 thread, torch
 default threads, numpy matmul reference, ours, ...), so a load change on
-the shared machine hits all of them. Warm: one warm-up fit per library per (config, dtype) before
+the shared machine hits all of them. Five by default (``REPEATS``): on
+this VM the second core's speed changes for seconds at a time (measured:
+a two-thread step of ours, c1 float32 batch 64, moved between 28 and 56
+us over 25 s while a one-thread step stayed at 49-50; sklearn's
+small-batch fits, mostly Python on one thread, hardly notice), and with
+three fits a spell of a few seconds covering two of ours moved a cell's
+median. Warm: one warm-up fit per library per (config, dtype) before
 timing, so Numba compilation / cache loading is excluded.
 
 * ours: ``MiniBatchMLP*(**sklearn_estimator.get_params())``. Its training
@@ -139,6 +145,8 @@ CONFIGS = {
     "c3": dict(kind="classifier", n_features=784, hidden=(256, 256), n_classes=10),
 }
 BATCH_SIZES = (16, 64, 256, 1024)
+#: Timed fits per library and cell (median taken); see the module doc.
+REPEATS = 5
 DTYPES = ("float64", "float32")
 ALPHA, LR, BETA_1, BETA_2, EPSILON = 1e-4, 1e-3, 0.9, 0.999, 1e-8
 MIB = 1024 * 1024
@@ -1130,7 +1138,8 @@ def parse_args(argv):
     p.add_argument("--configs", nargs="+", choices=list(CONFIGS))
     p.add_argument("--batch-sizes", nargs="+", type=int)
     p.add_argument("--dtypes", nargs="+", choices=list(DTYPES))
-    p.add_argument("--repeats", type=int, help="timed fits per library (default 3)")
+    p.add_argument("--repeats", type=int,
+                   help=f"timed fits per library (default {REPEATS})")
     p.add_argument("--epochs", type=int, help="epochs per fit (default 3)")
     p.add_argument("--samples", type=int, help="generated samples (default 20000)")
     p.add_argument("--no-torch", action="store_true", help="skip PyTorch")
@@ -1157,7 +1166,7 @@ def parse_args(argv):
     defaults = dict(configs=["c1", "c3"] if quick else list(CONFIGS),
                     batch_sizes=[64, 1024] if quick else list(BATCH_SIZES),
                     dtypes=["float32"] if quick else list(DTYPES),
-                    repeats=1 if quick else 3, epochs=1 if quick else 3,
+                    repeats=1 if quick else REPEATS, epochs=1 if quick else 3,
                     samples=5000 if quick else 20000)
     if args.sklearn_1thread is None:
         args.sklearn_1thread = not quick
