@@ -3,7 +3,7 @@
 One command, from the repository root, in a venv with the package installed::
 
     pip install -e ".[bench]"                    # adds torch==2.13.0 (optional)
-    python benchmarks/bench_suite.py             # full run, ~15 min on 2 idle cores
+    python benchmarks/bench_suite.py             # full run, ~20 min on 2 cores
     python benchmarks/bench_suite.py --quick     # smoke test, ~40 s (< 2 min)
 
 Without PyTorch importable, its columns are skipped (``--no-torch`` skips it
