@@ -973,6 +973,13 @@ def evaluate_targets(results, startup, memory, torch_threads):
 # ---------------------------------------------------------------------------
 # reports
 # ---------------------------------------------------------------------------
+def fit_range(timing):
+    """Fastest-slowest of a library's timed fits in a cell (s/epoch): how far
+    the machine moved them around the median."""
+    vals = timing["seconds_per_epoch"]
+    return f"{min(vals):.4f}–{max(vals):.4f}"
+
+
 def markdown_report(meta, results, startup, memory, targets, torch_threads,
                     thread_names):
     env = meta["environment"]
@@ -1000,7 +1007,10 @@ def markdown_report(meta, results, startup, memory, targets, torch_threads,
                f"fit, median of {meta['repeats']} fits in rotation, adam, alpha 1e-4, "
                f"no early stopping")
     out.append("")
-    out.append("Columns: seconds per epoch (warm); ratios = their time / ours; "
+    out.append("Columns: seconds per epoch (warm, median of the timed fits); "
+               "ours fits / sklearn fits = the fastest and slowest of those fits "
+               "(a wide range: the shared machine changed speed during the cell); "
+               "ratios = their time / ours; "
                "sk/ours CPU = the same ratio in process CPU time (all of sklearn's "
                "BLAS threads count, spin-waiting included, so it overstates "
                "sklearn's work; ours counts all its step threads, see Threads); "
@@ -1028,6 +1038,7 @@ def markdown_report(meta, results, startup, memory, targets, torch_threads,
         sk1 = any("sklearn_1" in r for r in rows)
         head = ["dtype", "batch", "ours s", "sklearn s"] + (["sklearn x1 s"] if sk1
                                                              else [])
+        head += ["ours fits s", "sklearn fits s"]
         head += [f"torch{thread_names[t]} s" for t in torch_threads]
         head += ["sk/ours", "sk/ours CPU"] + (["sk x1/ours"] if sk1 else [])
         head += [f"torch{thread_names[t]}/ours" for t in torch_threads]
@@ -1040,6 +1051,7 @@ def markdown_report(meta, results, startup, memory, targets, torch_threads,
                      f"{r['sklearn']['median']:.4f}"]
             if sk1:
                 cells.append(f"{r['sklearn_1']['median']:.4f}")
+            cells += [fit_range(r["ours"]), fit_range(r["sklearn"])]
             cells += [f"{r[f'torch_{t}']['median']:.4f}" for t in torch_threads]
             cells += [f"{r['sklearn_over_ours']:.1f}x", f"{cpu_ratio(r, 'sklearn'):.1f}x"]
             if sk1:
