@@ -1,0 +1,156 @@
+"""One training step of skminibatch's kernel, timed on one and on two threads.
+
+A developer's tool beside ``bench_suite.py``. For a network shape, batch
+size and dtype it builds the buffers a fit would (the kernel and cut that
+``step_plan`` picks), then times calls of ``--steps`` steps each, one
+thread and two threads alternately, in one process on the same data::
+
+    python benchmarks/bench_step.py --units 100,100,1 --batch 64
+    python benchmarks/bench_step.py --units 784,256,256,10 --batch 1024 --dtype float32
+    python benchmarks/bench_step.py --units 100,100,1 --batch 64 --watch 20
+
+It prints microseconds a step (median and quartiles) on each thread count
+and the two-thread speedup. ``--watch SECONDS`` prints the pairs as a time
+series instead. On a shared VM the second core's speed changes for seconds
+at a time (measured here: c1 float32 at batch 64 moved between 28 and 56 us
+a step on two threads while one thread stayed at 49-50), which moves every
+two-thread measurement; a look at the series before a ``bench_suite.py`` run
+shows which state the machine is in. Both thread counts compute the same
+numbers (see ``skminibatch/_threads.py``), so only the time differs.
+
+Data are random: X standard normal, targets one-hot over ``units[-1]``
+classes (binary labels for one output; ``--loss squared`` for a regressor's
+output), relu, adam, every weight updated at every step.
+"""
+
+import argparse
+import statistics
+import sys
+import time
+
+import numpy as np
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--units", default="100,100,1",
+                   help="n_features,hidden...,n_outputs (default c1: 100,100,1)")
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    p.add_argument("--loss", choices=("log", "squared"), default="log")
+    p.add_argument("--samples", type=int, default=20000)
+    p.add_argument("--steps", type=int, default=0,
+                   help="steps a call (default: about 20 ms of work)")
+    p.add_argument("--repeats", type=int, default=15, help="calls per thread count")
+    p.add_argument("--watch", type=float, default=0.0,
+                   help="print one-/two-thread pairs for this many seconds")
+    args = p.parse_args(argv)
+    try:
+        args.units = [int(u) for u in args.units.split(",")]
+    except ValueError:
+        p.error(f"--units must be integers separated by commas, got {args.units!r}")
+    if len(args.units) < 3 or min(args.units) < 1:
+        p.error("--units needs n_features, at least one hidden layer and n_outputs, "
+                "all >= 1")
+    if args.batch < 1 or args.batch > args.samples:
+        p.error("--batch must be between 1 and --samples")
+    if args.repeats < 1 or args.steps < 0 or args.watch < 0:
+        p.error("--repeats must be >= 1, --steps and --watch >= 0")
+    return args
+
+
+class StepTimer:
+    """The buffers and arguments of one fit's kernel, timed per call."""
+
+    def __init__(self, units, batch, dtype, loss, samples):
+        from skminibatch._kernels import _codes as C
+        from skminibatch._kernels import network
+        from skminibatch._layout import KernelInput, Layout
+        from skminibatch._threads import run_train_steps, step_plan
+        from skminibatch._training import _EpochBuffers, new_optimizer_state
+
+        self._run = run_train_steps
+        self.K = network()
+        rng = np.random.default_rng(0)
+        n_out = units[-1]
+        self.X = KernelInput(rng.standard_normal((samples, units[0])).astype(dtype))
+        if loss == "squared":
+            self.Y = rng.standard_normal((samples, n_out)).astype(dtype)
+            self.out_code = C.OUT_SQUARED
+        elif n_out == 1:
+            self.Y = (rng.random((samples, 1)) < 0.5).astype(dtype)
+            self.out_code = C.OUT_BINARY_LOG
+        else:
+            self.Y = np.eye(n_out, dtype=dtype)[rng.integers(0, n_out, samples)]
+            self.out_code = C.OUT_SOFTMAX_LOG
+        self.sw = np.ones(samples, dtype=dtype)
+        self.order = rng.permutation(samples).astype(np.int64)
+        self.layout = Layout(units)
+        self.batch = batch
+        self.n_parts, self.kernel = step_plan(batch, self.layout, False)
+        self.buffers = _EpochBuffers(self.layout, batch, units[0], n_out, dtype,
+                                     self.n_parts, False, self.kernel)
+        self.params = (rng.standard_normal(self.layout.n_params) * 0.05).astype(dtype)
+        self.opt = new_optimizer_state("adam", self.layout.n_params, dtype, 1e-3)
+        self.hyper = np.array([1e-3, 0.9, 0.9, 0.999, 1e-8, 1e-4,
+                               np.finfo(dtype).eps, 1e-3])
+        self.codes = (C.RELU, C.ADAM)
+        self.n_batches = samples // batch
+
+    def seconds_per_step(self, threads, first_batch, n_steps):
+        hidden, adam = self.codes
+        args = self.buffers.kernel_args(
+            self.X, self.Y, self.sw, self.order, first_batch, n_steps, self.batch,
+            self.params, self.opt, self.hyper, self.layout, hidden, self.out_code,
+            adam, False, 0.0)
+        t0 = time.perf_counter()
+        self._run(self.K, min(threads, self.n_parts), self.n_parts, args, self.kernel)
+        return (time.perf_counter() - t0) / n_steps
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    from skminibatch._threads import single_threaded_blas
+
+    timer = StepTimer(args.units, args.batch, np.dtype(args.dtype), args.loss,
+                      args.samples)
+    with single_threaded_blas():
+        probe = timer.seconds_per_step(1, 0, min(8, timer.n_batches))  # compiles
+        probe = timer.seconds_per_step(1, 0, min(8, timer.n_batches))
+        steps = args.steps or max(2, int(0.02 / max(probe, 1e-7)))
+        steps = min(steps, timer.n_batches)
+        print(f"units {args.units}, batch {args.batch}, {args.dtype}: kernel "
+              f"{timer.kernel}, {timer.n_parts} part(s) a step, {steps} steps a call"
+              + ("" if timer.n_parts > 1 else
+                 " (one part: a second thread has nothing to do)"))
+        times = {1: [], 2: []}
+        start = time.perf_counter()
+        call = 0
+        line = []
+        while True:
+            first = (call * steps) % max(1, timer.n_batches - steps + 1)
+            for threads in ((1, 2) if call % 2 == 0 else (2, 1)):
+                times[threads].append(timer.seconds_per_step(threads, first, steps))
+            call += 1
+            if args.watch:
+                line.append(f"{times[2][-1] * 1e6:.0f}/{times[1][-1] * 1e6:.0f}")
+                if len(line) == 10:
+                    print(f"t={time.perf_counter() - start:6.1f} s  two/one thread "
+                          f"us a step: " + " ".join(line), flush=True)
+                    line = []
+                if time.perf_counter() - start >= args.watch:
+                    break
+            elif call >= args.repeats:
+                break
+    for threads, vals in times.items():
+        q = np.percentile(vals, [25, 75]) * 1e6
+        print(f"{threads} thread{'s' if threads > 1 else ''}: "
+              f"{statistics.median(vals) * 1e6:.1f} us a step "
+              f"(quartiles {q[0]:.1f}-{q[1]:.1f}, {len(vals)} calls)")
+    print(f"two-thread speedup: "
+          f"{statistics.median(times[1]) / statistics.median(times[2]):.2f}x")
+    return times
+
+
+if __name__ == "__main__":
+    main()

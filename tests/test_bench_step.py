@@ -1,0 +1,42 @@
+"""benchmarks/bench_step.py, the developer's step timer, runs on tiny shapes
+(so it does not rot between kernel changes)."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_step.py"
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("bench_step", _PATH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("units, batch, kernel", [
+    ("6,4,3", 8, "train_steps"),               # a small step: one part
+    ("20,16,2", 64, "train_steps_units"),      # cut by hidden units
+])
+def test_times_both_thread_counts(units, batch, kernel, capsys):
+    bench = _module()
+    times = bench.main(["--units", units, "--batch", str(batch), "--samples", "256",
+                        "--repeats", "2", "--steps", "3"])
+    assert sorted(times) == [1, 2]
+    assert all(len(v) == 2 and min(v) > 0 for v in times.values())
+    out = capsys.readouterr().out
+    assert f"kernel {kernel}" in out
+    assert "two-thread speedup" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--units", "100,x"], "--units must be integers"),
+    (["--units", "100,1"], "at least one hidden layer"),
+    (["--batch", "0"], "--batch must be between 1"),
+])
+def test_bad_arguments(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        _module().parse_args(argv)
+    assert message in capsys.readouterr().err
