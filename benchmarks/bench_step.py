@@ -92,17 +92,19 @@ class StepTimer:
                                      self.n_parts, False, self.kernel)
         self.params = (rng.standard_normal(self.layout.n_params) * 0.05).astype(dtype)
         self.opt = new_optimizer_state("adam", self.layout.n_params, dtype, 1e-3)
+        # the kernels' hyperparameter vector, laid out as StochasticRun._hyper
+        # builds it: learning rate, momentum, beta_1, beta_2, epsilon, alpha,
+        # dtype eps, learning_rate_init
         self.hyper = np.array([1e-3, 0.9, 0.9, 0.999, 1e-8, 1e-4,
                                np.finfo(dtype).eps, 1e-3])
-        self.codes = (C.RELU, C.ADAM)
+        self.hidden_code, self.solver_code = C.RELU, C.ADAM
         self.n_batches = samples // batch
 
     def seconds_per_step(self, threads, first_batch, n_steps):
-        hidden, adam = self.codes
         args = self.buffers.kernel_args(
             self.X, self.Y, self.sw, self.order, first_batch, n_steps, self.batch,
-            self.params, self.opt, self.hyper, self.layout, hidden, self.out_code,
-            adam, False, 0.0)
+            self.params, self.opt, self.hyper, self.layout, self.hidden_code,
+            self.out_code, self.solver_code, False, 0.0)
         t0 = time.perf_counter()
         self._run(self.K, min(threads, self.n_parts), self.n_parts, args, self.kernel)
         return (time.perf_counter() - t0) / n_steps
@@ -115,7 +117,7 @@ def main(argv=None):
     timer = StepTimer(args.units, args.batch, np.dtype(args.dtype), args.loss,
                       args.samples)
     with single_threaded_blas():
-        probe = timer.seconds_per_step(1, 0, min(8, timer.n_batches))  # compiles
+        timer.seconds_per_step(1, 0, min(8, timer.n_batches))  # compiles or loads
         probe = timer.seconds_per_step(1, 0, min(8, timer.n_batches))
         steps = args.steps or max(2, int(0.02 / max(probe, 1e-7)))
         steps = min(steps, timer.n_batches)
