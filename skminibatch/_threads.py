@@ -171,16 +171,21 @@ class ThreadChoice:
     for each other at every barrier (measured here: 470 us per step on two
     threads against 310 us on one, in a spell when the two vCPUs did not
     run in parallel; 215 us on two at other times). All threads are used
-    first; once the fit has trained ``FIRST_TRIAL_AFTER`` seconds, one
-    thread is timed, then the faster option is used and the other re-timed
-    every ``RETRY`` calls. The timing calls ("trials") are kept to
-    ``1 / TRIAL_FRACTION`` of a normal call (calls last ~0.2 s, so the
-    machine's state is followed within seconds at a cost of a few percent;
-    a short fit -- a 3-epoch benchmark fit -- pays nothing).
+    first; once the fit has trained ``FIRST_TRIAL_AFTER`` seconds, and long
+    enough that the first trial's expected extra time (its steps at one
+    thread's speed if the threads share the work perfectly) is at most
+    ``TRIAL_SHARE`` of the time trained, one thread is timed; then the
+    faster option is used and the other re-timed every ``RETRY`` calls.
+    The timing calls ("trials") are kept to ``1 / TRIAL_FRACTION`` of a
+    normal call (calls last ~0.2 s, so the machine's state is followed
+    within seconds at a cost of a few percent; a short fit pays nothing: a
+    3-epoch fit of 784-256-256-10 at batch 1024 on 20,000 rows, 0.9 s, had
+    paid 30 ms, 3%, for a two-step trial at ~29 ms a step).
     """
 
     RETRY = 16
     FIRST_TRIAL_AFTER = 0.5
+    TRIAL_SHARE = 0.02
     TRIAL_FRACTION = 8
 
     def __init__(self):
@@ -188,16 +193,19 @@ class ThreadChoice:
         self._calls = 0
         self._seconds = 0.0  # time in timed calls so far
 
-    def choose(self, budget):
-        """``(threads, trial)``: ``trial`` marks a call that times the
-        option not currently preferred (the caller keeps such calls short,
-        see :meth:`trial_steps`)."""
+    def choose(self, budget, steps_per_call):
+        """``(threads, trial)`` for a call of ``steps_per_call`` steps:
+        ``trial`` marks a call that times the option not currently
+        preferred (the caller keeps such calls short, see
+        :meth:`trial_steps`)."""
         if budget <= 1:
             return 1, False
         if budget not in self._per_step:
             return budget, False
         if 1 not in self._per_step:
-            if self._seconds < self.FIRST_TRIAL_AFTER:
+            extra = (self.trial_steps(steps_per_call) * self._per_step[budget]
+                     * (budget - 1))
+            if self._seconds < max(self.FIRST_TRIAL_AFTER, extra / self.TRIAL_SHARE):
                 return budget, False
             return 1, True
         self._calls += 1

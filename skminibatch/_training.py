@@ -79,7 +79,9 @@ class _EpochBuffers:
                  sparse, kernel="train_steps"):
         self.kernel = kernel
         self.n_parts = n_parts
-        self.grads = np.empty(layout.n_params, dtype=dtype)
+        # train_steps on dense input: one block of gradient sums per part
+        self.grads = np.empty(layout.n_params * (1 if sparse or kernel != "train_steps"
+                                                 else n_parts), dtype=dtype)
         if kernel == "train_steps_units":
             self._init_units(layout, batch_size, n_features, n_outputs, dtype,
                              n_parts)
@@ -200,7 +202,7 @@ class StochasticRun:
         while remaining > 0:
             room = self.stream.room_in_pass()
             threads, trial = self._thread_choice.choose(
-                self._threads_now(self.n_parts))
+                self._threads_now(self.n_parts), self._steps_per_call)
             per_call = (self._thread_choice.trial_steps(self._steps_per_call)
                         if trial else self._steps_per_call)
             n_steps = min(remaining, room, per_call)

@@ -413,7 +413,8 @@ class Trainer:
                            else np.zeros(n)).astype(dtype)
             self.state2 = np.full(n, np.nan, dtype)  # unused by SGD
         self.params = prob.params.copy()
-        self.grads = np.full(n, np.nan, dtype)
+        # dense: one block of gradient sums per part
+        self.grads = np.full(n * (1 if sparse else n_parts), np.nan, dtype)
         nf, no = prob.units_tuple[0], prob.units_tuple[-1]
         self.Xb = np.full(0 if sparse else BATCH * nf, np.nan, dtype)
         self.Yb = np.full((BATCH, no), np.nan, dtype)
@@ -564,6 +565,34 @@ def test_train_steps_same_numbers_with_any_thread_count(n_parts, solver, sparse,
     assert_any_thread_count_same(lambda n_threads: Trainer(
         Problem(problem_seed("threads", dtype), hidden, out, dtype, n=N_TRAIN),
         solver, sparse=sparse, n_parts=n_parts, n_threads=n_threads), n_parts)
+
+
+@dtype_param
+@pytest.mark.parametrize("hidden,out", TRAIN_MODELS)
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+@pytest.mark.parametrize("units", [UNITS, (5, 17, 2, 3)], ids=["narrow", "17-2"])
+@pytest.mark.parametrize("n_parts", [2, 3])
+def test_train_steps_dense_parts_closed_form(n_parts, units, solver, hidden, out,
+                                             dtype):
+    """Dense input cut into parts: each part's gradient sums over its batch
+    rows, added in part order before the update, give the naive reference's
+    steps -- up to the remainder batch of 2 rows, where a third part has no
+    rows. Layers of 3 and 4 outputs take the transposed weight-gradient
+    product, of 17 and 2 the direct one."""
+    prob = Problem(problem_seed("parts", hidden, out, n_parts, len(units), dtype),
+                   hidden, out, dtype, n=N_TRAIN, units=units)
+    tr = Trainer(prob, solver, n_parts=n_parts, n_threads=n_parts)
+    seen, ref_seen = tr.run_checked(1, 3, adam_t=4 if solver == "adam" else 0)
+    assert seen == ref_seen == N_TRAIN - BATCH
+
+
+def test_train_steps_dense_parts_need_a_gradient_block_each():
+    prob = Problem(problem_seed("parts-grads"), "relu", "binary_log", np.float64,
+                   n=N_TRAIN)
+    tr = Trainer(prob, "adam", n_parts=2)
+    tr.grads = np.zeros(prob.n_params)
+    with pytest.raises(ValueError, match="n_parts gradient blocks"):
+        tr.run(0, 1)
 
 
 def assert_any_thread_count_same(make_trainer, n_parts):

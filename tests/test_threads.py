@@ -239,7 +239,8 @@ def _kernel_args(n_parts):
     empty_i = np.empty(0, np.int32)
     return (X, np.empty(0), empty_i, empty_i, False, Y, np.ones(n),
             np.arange(n, dtype=np.int64), 0, n // bs, bs, params,
-            np.empty_like(params), np.zeros_like(params), np.zeros_like(params),
+            np.empty(n_parts * lay.n_params), np.zeros_like(params),
+            np.zeros_like(params),
             hyper, lay.units, lay.coef_off, lay.icpt_off, np.empty(bs * 5),
             np.empty((bs, 3)), np.empty(bs), np.empty(bs), acts,
             np.empty_like(acts), np.empty(0), np.empty(8 * n_parts),
@@ -316,25 +317,41 @@ def test_two_threads_match_one_on_the_raw_kernel():
 
 def test_thread_choice_follows_the_faster_option():
     choice = _threads.ThreadChoice()
-    assert choice.choose(1) == (1, False)  # no budget: nothing to choose
+    calls = 16  # steps a normal call
+    assert choice.choose(1, calls) == (1, False)  # no budget: nothing to choose
     # each option is timed (a one-step call does not count) ...
-    assert choice.choose(2) == (2, False)
+    assert choice.choose(2, calls) == (2, False)
     choice.record(2, 1, 0.001)
-    assert choice.choose(2) == (2, False)
+    assert choice.choose(2, calls) == (2, False)
     choice.record(2, 10, 0.010)
     # ... one thread only once the fit has trained a while (a short fit
     # pays no trial), in short calls ...
-    assert choice.choose(2) == (2, False)
+    assert choice.choose(2, calls) == (2, False)
     choice.record(2, 500, choice.FIRST_TRIAL_AFTER)  # 1 ms a step, as before
-    assert choice.choose(2) == (1, True)
+    assert choice.choose(2, calls) == (1, True)
     assert choice.trial_steps(800) == 800 // choice.TRIAL_FRACTION
     assert choice.trial_steps(3) == 2
     choice.record(1, 10, 0.020)
     # ... then the faster is used, the other retried every RETRY calls
-    picks = [choice.choose(2) for _ in range(2 * choice.RETRY)]
+    picks = [choice.choose(2, calls) for _ in range(2 * choice.RETRY)]
     assert picks.count((1, True)) == 2
     assert picks.count((2, False)) == 2 * choice.RETRY - 2
     # the machine changes: two threads get slow, one thread takes over
     for _ in range(3):
         choice.record(2, 10, 0.050)
-    assert choice.choose(2) == (1, False)
+    assert choice.choose(2, calls) == (1, False)
+
+
+def test_thread_choice_keeps_the_first_trial_a_small_share_of_the_fit():
+    """Long steps: the first trial waits until its expected extra time (its
+    steps at one thread's speed) is at most TRIAL_SHARE of the time trained,
+    so a short fit of a large network pays none."""
+    choice = _threads.ThreadChoice()
+    calls = 13  # ~0.2 s of 15 ms steps: a trial of 2 steps, ~30 ms extra
+    extra = choice.trial_steps(calls) * 0.015
+    choice.record(2, 40, 0.6)  # past FIRST_TRIAL_AFTER, 15 ms a step
+    assert choice.FIRST_TRIAL_AFTER < 0.6 < extra / choice.TRIAL_SHARE
+    assert choice.choose(2, calls) == (2, False)
+    choice.record(2, 70, 1.05)  # 1.65 s trained in all
+    assert 1.65 > extra / choice.TRIAL_SHARE
+    assert choice.choose(2, calls) == (1, True)
