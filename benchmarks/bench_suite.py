@@ -40,8 +40,8 @@ timing, so Numba compilation / cache loading is excluded.
   loop runs BLAS single-threaded by design and shares each step of at least
   ``MIN_UNITS_WORK`` multiply-adds (batch x weights; every config here: dense
   input, hidden layers of >= ``MIN_UNITS_HIDDEN`` units, cut by hidden units,
-  but c3 at batch >= ``ROWS_MIN_BATCH``: input >= ``ROWS_FEATURES_PER_UNIT``
-  times wider than the hidden layers, cut by batch rows, then weights)
+  but c2 and c3 at batch >= ``ROWS_MIN_BATCH``: two hidden layers, cut by
+  batch rows, then weights)
   or ``MIN_SHARED_WORK`` (the other networks) between up to
   ``min(MAX_PARTS, cpu_budget())`` threads of its own, results independent
   of the thread count (skminibatch/_threads.py; the header prints the
@@ -1236,16 +1236,16 @@ def main(argv=None):
                 thread_names[n] = f"x{n}"
     sk_threads = ", ".join(f"{b['file']}={b['num_threads']}" for b in env["blas"])
     from skminibatch._threads import (MAX_PARTS, MIN_SHARED_WORK, MIN_UNITS_HIDDEN,
-                                      MIN_UNITS_WORK, ROWS_FEATURES_PER_UNIT,
-                                      ROWS_MIN_BATCH, cpu_budget)
+                                      MIN_UNITS_WORK, ROWS_MIN_BATCH,
+                                      cpu_budget)
 
     budget = cpu_budget()
     threads = ("ours: BLAS 1 thread inside fit (skminibatch limits SciPy's OpenBLAS "
                f"to 1 thread); steps of >= {MIN_UNITS_WORK:,} multiply-adds "
                f"(batch x weights; dense input, hidden layers >= {MIN_UNITS_HIDDEN} "
-               f"units: cut by hidden units, but input >= {ROWS_FEATURES_PER_UNIT}x "
-               f"wider than 2+ hidden layers at batch >= {ROWS_MIN_BATCH} (c3): by "
-               f"batch rows, then weights; else >= {MIN_SHARED_WORK:,}) "
+               f"units: cut by hidden units, but 2+ hidden layers at batch >= "
+               f"{ROWS_MIN_BATCH} (c2, c3): by batch rows, then weights; else "
+               f">= {MIN_SHARED_WORK:,}) "
                f"shared by up to {min(MAX_PARTS, budget)} "
                f"skminibatch threads (cpu_budget() = {budget}), results "
                "independent of the thread count; sklearn: default BLAS threads "

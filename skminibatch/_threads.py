@@ -19,9 +19,9 @@ number of parts (:func:`step_plan`: 2, or 1 for steps too small to share)
 that depends only on the network, the batch size and whether the input is
 sparse: ``train_steps_units`` (dense input, hidden layers of at least
 ``MIN_UNITS_HIDDEN`` units) gives each part its own hidden units,
-``train_steps`` (the rest, and wide dense input at large batches --
-``ROWS_FEATURES_PER_UNIT``) cuts by batch rows (sparse: input features
-first) and then by weights. Up to that many threads run the parts
+``train_steps`` (the rest, and two or more hidden layers at large batches
+-- ``ROWS_MIN_BATCH``) cuts by batch rows (sparse: input features first)
+and then by weights. Up to that many threads run the parts
 (:func:`run_train_steps`); one thread runs them all in turn and
 computes exactly the same numbers, so the weights are bit-identical with any
 number of threads, in any process, with any ``n_jobs``. How many threads a
@@ -95,18 +95,20 @@ def step_parts(batch_size, n_weights):
     return MAX_PARTS
 
 
-#: Dense input at least ``ROWS_FEATURES_PER_UNIT`` times wider than every
-#: hidden layer, with two or more hidden layers, at batches of at least
-#: ``ROWS_MIN_BATCH``, goes to ``train_steps`` after all: its full-width
-#: products by batch rows ran faster than the hidden-unit cut's half-width
-#: ones where the first layer is most of the work (784 features, (256,
-#: 256) units, float64 batch 1024: 15.1-15.8 ms a step against 15.9-16.6
-#: on two threads, 29.0-30.1 against 31.1-32.3 on one; batch 256: 3.65-3.77
-#: against 3.83-4.08). With fewer features, or one hidden layer (one
-#: barrier a step in the hidden-unit cut), it did not on two threads (100
-#: features, (256, 256) units: up to 22% slower at batches 256 and 1024; one
-#: hidden layer of 100 on 784 features: 7-10% slower).
-ROWS_FEATURES_PER_UNIT = 3
+#: Dense input with two or more hidden layers, at batches of at least
+#: ``ROWS_MIN_BATCH`` (and steps big enough for two parts, see
+#: :func:`step_parts`), goes to ``train_steps`` after all: cut by batch
+#: rows, each part runs full-width products over its rows and takes their
+#: gradient sums for every weight. Measured against the hidden-unit cut
+#: (two threads, float64, steps alternating in one process):
+#: 784-256-256-10 batch 1024 15.1-15.8 against 15.9-16.6 ms a step (29.0-30.1
+#: against 31.1-32.3 on one thread), batch 256 3.65-3.77 against 3.83-4.08;
+#: 100-256-256-2 batch 256 and 1024, 1.07-1.10x faster (float32 1.08x, one
+#: thread 1.10-1.15x); 50-128-128-1 batch 1024, 1.06-1.22x; 100-512-512-2
+#: batch 256, 1.09x; about even for 20-64-64-64-1 batch 512 and
+#: 300-128-128-10 batch 256 (0.95-1.02x). Not at batch 128 (100-256-256-2:
+#: 0.63x), nor with one hidden layer (one barrier a step in the hidden-unit
+#: cut; 100-100-1 batch 1024: 0.89x).
 ROWS_MIN_BATCH = 256
 
 
@@ -114,12 +116,11 @@ def step_plan(batch_size, layout, sparse):
     """``(n_parts, kernel)``: how each step of a fit is cut and the kernel
     (name in :mod:`skminibatch._kernels._network`) that runs it -- from the
     problem's shape only."""
-    units = layout.units
-    hidden = units[1:-1]
-    wide_input = (layout.n_layers >= 3 and batch_size >= ROWS_MIN_BATCH
-                  and units[0] >= ROWS_FEATURES_PER_UNIT * max(hidden))
+    hidden = layout.units[1:-1]
+    by_rows = (layout.n_layers >= 3 and batch_size >= ROWS_MIN_BATCH
+               and step_parts(batch_size, layout.n_params) > 1)
     if (not sparse and layout.n_layers >= 2 and batch_size >= 2
-            and min(hidden) >= MIN_UNITS_HIDDEN and not wide_input
+            and min(hidden) >= MIN_UNITS_HIDDEN and not by_rows
             and batch_size * layout.n_params >= MIN_UNITS_WORK):
         return MAX_PARTS, "train_steps_units"
     return step_parts(batch_size, layout.n_params), "train_steps"

@@ -82,24 +82,29 @@ def test_dense_input_is_cut_by_hidden_units(monkeypatch):
     assert _threads.step_plan(64, Layout([20, 32, 1]), False) == units
 
 
-def test_wide_dense_input_at_large_batches_is_cut_by_rows(monkeypatch):
-    """Input at least ROWS_FEATURES_PER_UNIT times wider than every hidden
-    layer, two or more hidden layers, batch >= ROWS_MIN_BATCH: the kernel
-    whose first-layer products run full width over batch rows."""
+def test_two_hidden_layers_at_large_batches_are_cut_by_rows(monkeypatch):
+    """Dense input, two or more hidden layers, batch >= ROWS_MIN_BATCH and a
+    step big enough for two parts: the kernel cut by batch rows, whose parts
+    run full-width products and take their rows' gradient sums."""
     from skminibatch._layout import Layout
 
     monkeypatch.undo()
     c3 = Layout([784, 256, 256, 10])
     units = (2, "train_steps_units")
-    assert _threads.step_plan(1024, c3, sparse=False) == (2, "train_steps")
-    assert _threads.step_plan(256, c3, sparse=False) == (2, "train_steps")
+    rows = (2, "train_steps")
+    assert _threads.step_plan(1024, c3, sparse=False) == rows
+    assert _threads.step_plan(256, c3, sparse=False) == rows
     assert _threads.step_plan(128, c3, sparse=False) == units
-    # narrower input, or a single hidden layer: still cut by hidden units
-    assert _threads.step_plan(1024, Layout([100, 256, 256, 2]), False) == units
-    assert _threads.step_plan(1024, Layout([767, 256, 256, 10]), False) == units
+    assert _threads.step_plan(1024, Layout([100, 256, 256, 2]), False) == rows
+    assert _threads.step_plan(256, Layout([20, 64, 64, 64, 1]), False) == rows
+    # a single hidden layer, or a step too small for two parts by rows
+    # (20-32-32-1 at batch 256: 450,816 multiply-adds): still cut by units
     assert _threads.step_plan(1024, Layout([784, 100, 10]), False) == units
+    small = Layout([20, 32, 32, 1])
+    assert 256 * small.n_params < _threads.MIN_SHARED_WORK
+    assert _threads.step_plan(256, small, False) == units
     # sparse input keeps its cut (first layer by input features)
-    assert _threads.step_plan(1024, c3, sparse=True) == (2, "train_steps")
+    assert _threads.step_plan(1024, c3, sparse=True) == rows
 
 
 ONE_HIDDEN = dict(hidden_layer_sizes=(24,), batch_size=16, max_iter=3,
