@@ -8,6 +8,7 @@ thread and two threads alternately, in one process on the same data::
     python benchmarks/bench_step.py --units 100,100,1 --batch 64
     python benchmarks/bench_step.py --units 784,256,256,10 --batch 1024 --dtype float32
     python benchmarks/bench_step.py --units 100,100,1 --batch 64 --watch 20
+    python benchmarks/bench_step.py --units 784,256,256,10 --batch 1024 --against HEAD
 
 It prints microseconds a step (median and quartiles) on each thread count
 and the two-thread speedup. ``--watch SECONDS`` prints the pairs as a time
@@ -18,14 +19,28 @@ two-thread measurement; a look at the series before a ``bench_suite.py`` run
 shows which state the machine is in. Both thread counts compute the same
 numbers (see ``skminibatch/_threads.py``), so only the time differs.
 
+``--against REV`` compares two versions of the kernels instead: the
+package as committed at git revision ``REV`` (exported once into a
+directory under the system's temporary directory, kept for the next run
+with its Numba cache, and imported as ``skminibatch_<commit>``) and the
+working tree's, both on ``--threads`` threads, alternately in one process.
+It prints each one's microseconds a step and the median and quartiles of
+their per-round ratio. Measured this way, two kernels a few percent apart
+separate even while the machine's speed moves by more than that between
+runs of separate processes.
+
 Data are random: X standard normal, targets one-hot over ``units[-1]``
 classes (binary labels for one output; ``--loss squared`` for a regressor's
 output), relu, adam, every weight updated at every step.
 """
 
 import argparse
+import importlib
+import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -44,6 +59,10 @@ def parse_args(argv):
     p.add_argument("--repeats", type=int, default=15, help="calls per thread count")
     p.add_argument("--watch", type=float, default=0.0,
                    help="print one-/two-thread pairs for this many seconds")
+    p.add_argument("--against", metavar="REV",
+                   help="compare the working tree's kernels with git revision REV's")
+    p.add_argument("--threads", type=int, default=2,
+                   help="threads of each call with --against (default 2)")
     args = p.parse_args(argv)
     try:
         args.units = [int(u) for u in args.units.split(",")]
@@ -56,21 +75,61 @@ def parse_args(argv):
         p.error("--batch must be between 1 and --samples")
     if args.repeats < 1 or args.steps < 0 or args.watch < 0:
         p.error("--repeats must be >= 1, --steps and --watch >= 0")
+    if args.threads < 1:
+        p.error("--threads must be >= 1")
+    if args.against and args.watch:
+        p.error("--against and --watch do not go together")
     return args
+
+
+def export_revision(rev):
+    """Import name of the ``skminibatch`` package as committed at git
+    revision ``rev`` of this checkout, exported (once) next to a Numba
+    cache of its own."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+    def git(*cmd, **kw):
+        return subprocess.run(["git", "-C", repo, *cmd], check=True,
+                              capture_output=True, **kw).stdout
+
+    try:
+        commit = git("rev-parse", "--verify", f"{rev}^{{commit}}", text=True).strip()
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise SystemExit(f"--against: {rev!r} is not a commit of {repo}") from exc
+    name = f"skminibatch_{commit[:12]}"
+    root = os.path.join(tempfile.gettempdir(), "skminibatch-bench-step")
+    target = os.path.join(root, name)
+    if not os.path.isdir(target):
+        os.makedirs(root, exist_ok=True)
+        tmp = tempfile.mkdtemp(dir=root)  # complete before it takes the name
+        for path in git("ls-tree", "-r", "--name-only", commit, "skminibatch",
+                        text=True).split():
+            dest = os.path.join(tmp, path)
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            with open(dest, "wb") as f:
+                f.write(git("show", f"{commit}:{path}"))
+        os.replace(os.path.join(tmp, "skminibatch"), target)
+        os.rmdir(tmp)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    return name, commit
 
 
 class StepTimer:
     """The buffers and arguments of one fit's kernel, timed per call."""
 
-    def __init__(self, units, batch, dtype, loss, samples):
-        from skminibatch._kernels import _codes as C
-        from skminibatch._kernels import network
-        from skminibatch._layout import KernelInput, Layout
-        from skminibatch._threads import run_train_steps, step_plan
-        from skminibatch._training import _EpochBuffers, new_optimizer_state
+    def __init__(self, units, batch, dtype, loss, samples, package="skminibatch"):
+        def module(name):
+            return importlib.import_module(f"{package}.{name}")
 
-        self._run = run_train_steps
-        self.K = network()
+        C = module("_kernels._codes")
+        KernelInput, Layout = module("_layout").KernelInput, module("_layout").Layout
+        step_plan = module("_threads").step_plan
+        _EpochBuffers = module("_training")._EpochBuffers
+        new_optimizer_state = module("_training").new_optimizer_state
+
+        self._run = module("_threads").run_train_steps
+        self.K = module("_kernels").network()
         rng = np.random.default_rng(0)
         n_out = units[-1]
         self.X = KernelInput(rng.standard_normal((samples, units[0])).astype(dtype))
@@ -110,17 +169,62 @@ class StepTimer:
         return (time.perf_counter() - t0) / n_steps
 
 
+def calls_of(timer, steps, threads):
+    """Steps a call: ``steps``, or about 20 ms of work (measured)."""
+    timer.seconds_per_step(threads, 0, min(8, timer.n_batches))  # compiles or loads
+    probe = timer.seconds_per_step(threads, 0, min(8, timer.n_batches))
+    steps = steps or max(2, int(0.02 / max(probe, 1e-7)))
+    return min(steps, timer.n_batches)
+
+
+def quartiles(vals):
+    return np.percentile(vals, [25, 75])
+
+
+def compare(args):
+    """``--against``: the revision's kernels and the working tree's, timed
+    alternately; returns ``{label: seconds a step per call}``."""
+    from skminibatch._threads import single_threaded_blas
+
+    name, commit = export_revision(args.against)
+    timers = {}
+    for label, package in ((f"{args.against} ({commit[:12]})", name),
+                           ("working tree", "skminibatch")):
+        timers[label] = StepTimer(args.units, args.batch, np.dtype(args.dtype),
+                                  args.loss, args.samples, package)
+    (old, a), (new, b) = timers.items()
+    with single_threaded_blas():
+        steps = min(calls_of(t, args.steps, args.threads) for t in timers.values())
+        print(f"units {args.units}, batch {args.batch}, {args.dtype}, {args.threads} "
+              f"thread(s), {steps} steps a call; kernels: {a.kernel} ({a.n_parts} "
+              f"part(s)) against {b.kernel} ({b.n_parts})")
+        times = {old: [], new: []}
+        for call in range(args.repeats):
+            first = (call * steps) % max(1, a.n_batches - steps + 1)
+            for label in ((old, new) if call % 2 == 0 else (new, old)):
+                times[label].append(timers[label].seconds_per_step(
+                    args.threads, first, steps))
+    for label, vals in times.items():
+        q = quartiles(vals) * 1e6
+        print(f"{label}: {statistics.median(vals) * 1e6:.1f} us a step "
+              f"(quartiles {q[0]:.1f}-{q[1]:.1f}, {len(vals)} calls)")
+    ratios = [x / y for x, y in zip(times[old], times[new])]
+    q = quartiles(ratios)
+    print(f"{old} / working tree, per pair of calls: median "
+          f"{statistics.median(ratios):.3f} (quartiles {q[0]:.3f}-{q[1]:.3f})")
+    return times
+
+
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.against:
+        return compare(args)
     from skminibatch._threads import single_threaded_blas
 
     timer = StepTimer(args.units, args.batch, np.dtype(args.dtype), args.loss,
                       args.samples)
     with single_threaded_blas():
-        timer.seconds_per_step(1, 0, min(8, timer.n_batches))  # compiles or loads
-        probe = timer.seconds_per_step(1, 0, min(8, timer.n_batches))
-        steps = args.steps or max(2, int(0.02 / max(probe, 1e-7)))
-        steps = min(steps, timer.n_batches)
+        steps = calls_of(timer, args.steps, 1)
         print(f"units {args.units}, batch {args.batch}, {args.dtype}: kernel "
               f"{timer.kernel}, {timer.n_parts} part(s) a step, {steps} steps a call"
               + ("" if timer.n_parts > 1 else
@@ -145,7 +249,7 @@ def main(argv=None):
             elif call >= args.repeats:
                 break
     for threads, vals in times.items():
-        q = np.percentile(vals, [25, 75]) * 1e6
+        q = quartiles(vals) * 1e6
         print(f"{threads} thread{'s' if threads > 1 else ''}: "
               f"{statistics.median(vals) * 1e6:.1f} us a step "
               f"(quartiles {q[0]:.1f}-{q[1]:.1f}, {len(vals)} calls)")

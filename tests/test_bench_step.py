@@ -2,6 +2,7 @@
 (so it does not rot between kernel changes)."""
 
 import importlib.util
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -31,10 +32,42 @@ def test_times_both_thread_counts(units, batch, kernel, capsys):
     assert "two-thread speedup" in out
 
 
+def _in_git_checkout():
+    try:
+        subprocess.run(["git", "-C", str(_PATH.parent), "rev-parse", "HEAD"],
+                       check=True, capture_output=True)
+    except (OSError, subprocess.CalledProcessError):
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _in_git_checkout(), reason="needs a git checkout")
+def test_compares_a_revision_with_the_working_tree(capsys):
+    """--against HEAD: the committed package is exported and imported under
+    its own name, and both versions' calls are timed in turn."""
+    bench = _module()
+    times = bench.main(["--units", "6,4,3", "--batch", "8", "--samples", "256",
+                        "--repeats", "2", "--steps", "3", "--against", "HEAD",
+                        "--threads", "1"])
+    assert len(times) == 2
+    assert all(len(v) == 2 and min(v) > 0 for v in times.values())
+    out = capsys.readouterr().out
+    assert "working tree: " in out and "HEAD (" in out
+    assert "per pair of calls: median" in out
+
+
+@pytest.mark.skipif(not _in_git_checkout(), reason="needs a git checkout")
+def test_against_an_unknown_revision_says_so():
+    with pytest.raises(SystemExit, match="is not a commit"):
+        _module().export_revision("no-such-revision-here")
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--units", "100,x"], "--units must be integers"),
     (["--units", "100,1"], "at least one hidden layer"),
     (["--batch", "0"], "--batch must be between 1"),
+    (["--threads", "0"], "--threads must be >= 1"),
+    (["--against", "HEAD", "--watch", "3"], "do not go together"),
 ])
 def test_bad_arguments(argv, message, capsys):
     with pytest.raises(SystemExit):
