@@ -100,15 +100,17 @@ def step_parts(batch_size, n_weights):
 #: :func:`step_parts`), goes to ``train_steps`` after all: cut by batch
 #: rows, each part runs full-width products over its rows and takes their
 #: gradient sums for every weight. Measured against the hidden-unit cut
-#: (two threads, float64, steps alternating in one process):
-#: 784-256-256-10 batch 1024 15.1-15.8 against 15.9-16.6 ms a step (29.0-30.1
-#: against 31.1-32.3 on one thread), batch 256 3.65-3.77 against 3.83-4.08;
-#: 100-256-256-2 batch 256 and 1024, 1.07-1.10x faster (float32 1.08x, one
-#: thread 1.10-1.15x); 50-128-128-1 batch 1024, 1.06-1.22x; 100-512-512-2
-#: batch 256, 1.09x; about even for 20-64-64-64-1 batch 512 and
-#: 300-128-128-10 batch 256 (0.95-1.02x). Not at batch 128 (100-256-256-2:
-#: 0.63x), nor with one hidden layer (one barrier a step in the hidden-unit
-#: cut; 100-100-1 batch 1024: 0.89x).
+#: (two threads, steps alternating in one process, calls of ~0.2 s as in a
+#: fit: shorter calls favour this cut, as the hidden-unit cut copies the
+#: weights in and out once a call): 784-256-256-10 1.03x faster at batch
+#: 256 (batch 1024, before the per-part gradient sums: 15.1-15.8 against
+#: 15.9-16.6 ms a step); 100-256-256-2 at batches 256 and 1024, 1.02x in
+#: float64 and 1.03x in float32; 50-128-128-1 at batch 1024, 1.10x; about
+#: even for 20-64-64-64-1 at batch 512 and 300-128-128-10 at batch 256
+#: (0.98-1.02x, shorter calls). Not at smaller batches (784-256-256-10 at
+#: batch 64: 0.87x in float32, 0.38x in float64; at batch 16: 0.57-0.70x),
+#: nor with one hidden layer (one barrier a step in the hidden-unit cut;
+#: 100-100-1 at batch 1024: 0.89x).
 ROWS_MIN_BATCH = 256
 
 
