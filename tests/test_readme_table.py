@@ -23,12 +23,18 @@ def test_table_from_the_committed_results():
             for name in ("bench_suite", "bench_suite_rerun")]
     table = _module().table(*runs).splitlines()
     assert table[0].startswith("| config | dtype | batch | ours s |")
-    c3 = [line for line in table if "| float64 | 1024 |" in line]
-    assert len(c3) == 2  # c1 and c3: every float64 cell of both is shown
-    first, second = runs[0]["results"]["c3"], runs[1]["results"]["c3"]
-    ratio = [r["sklearn_over_ours"] for run in (first, second) for r in run
+    rows, config = {}, None
+    for line in table[2:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        config = cells[0].split(":")[0] or config  # blank: the row above's
+        rows[(config, cells[1], int(cells[2]))] = cells
+    # every float64 cell of c1 and c3 is shown
+    for config in ("c1", "c3"):
+        for batch in (16, 64, 256, 1024):
+            assert (config, "float64", batch) in rows
+    ratio = [r["sklearn_over_ours"] for run in runs for r in run["results"]["c3"]
              if r["dtype"] == "float64" and r["batch_size"] == 1024]
-    assert f"| {ratio[0]:.2f}x / {ratio[1]:.2f}x |" in c3[1]
+    assert rows[("c3", "float64", 1024)][4] == f"{ratio[0]:.2f}x / {ratio[1]:.2f}x"
 
 
 def test_needs_two_files():
