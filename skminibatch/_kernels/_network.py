@@ -819,6 +819,8 @@ SMALL_FAN_OUT = 16
 
 @kernel
 def _transposed_fan_out(fo):
+    """Whether a layer of ``fo`` outputs takes its weight gradient through
+    the transposed product (see ``SMALL_FAN_OUT``)."""
     return 2 < fo < SMALL_FAN_OUT
 
 
@@ -931,8 +933,9 @@ def train_steps(tid, n_threads, n_parts, sync, X, sp_data, sp_indices, sp_indptr
     into ``l2_parts[8 * q]`` (float64, 64 bytes apart); thread 0 adds them
     in part order.
 
-    Barriers: dense, one before each step's gather (the previous updates
-    and reads of the batch done) and one before the gradients; sparse, one
+    Barriers: dense, one before each step's gather (the previous updates,
+    and their reads of the batch and of every part's gradient block, done)
+    and one before the sums and updates; sparse, one
     after phase 1 and one after phase 2 (the gradients of one step and
     phase 1 of the next touch disjoint data). ``tid`` (0 .. ``n_threads`` -
     1) runs parts ``tid, tid + n_threads, ...``; thread 0 alone adds up the
