@@ -624,6 +624,31 @@ def test_binary_target():
 
 
 @ignore_convergence
+@pytest.mark.parametrize("labels", [
+    np.array([0, 1]), np.array([3, -1, 7]), np.array([-2, 5], dtype=np.int8),
+    np.array([1.0, 2.0, 4.0]), np.array([False, True]),
+    np.array([2**40, 9], dtype=np.uint64),
+], ids=["int-binary", "int-multiclass", "int8", "float", "bool", "uint64"])
+def test_numeric_labels_binarizer_as_fitted_on_y(labels):
+    """Numeric labels: the binarizer is fitted on their distinct values,
+    and ends up as one fitted on y (classes_ with y's dtype, y_type_)."""
+    from sklearn.preprocessing import LabelBinarizer
+
+    X, y = make_data("multiclass", n=60)
+    y = labels[y % len(labels)]
+    clf = MiniBatchMLPClassifier(hidden_layer_sizes=(5,), max_iter=3,
+                                 random_state=0).fit(X, y)
+    ref = LabelBinarizer().fit(y)
+    ours = clf._label_binarizer
+    assert ours.y_type_ == ref.y_type_
+    assert ours.sparse_input_ == ref.sparse_input_
+    assert ours.classes_.dtype == ref.classes_.dtype == y.dtype
+    assert np.array_equal(ours.classes_, ref.classes_)
+    assert np.array_equal(clf.classes_, np.unique(y))
+    assert set(clf.predict(X)) <= set(y)
+
+
+@ignore_convergence
 def test_multilabel_indicator_target():
     X, Y = make_data("multilabel", n=60)
     clf = MiniBatchMLPClassifier(hidden_layer_sizes=(10,), learning_rate_init=0.05,
