@@ -225,6 +225,30 @@ def test_thread_budget_from_environment(monkeypatch, value, expected):
     assert _threads.cpu_budget() == 1
 
 
+def test_cpu_count_looked_up_again_when_the_affinity_changes(monkeypatch):
+    import joblib
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("SKMINIBATCH_NUM_THREADS", raising=False)
+    monkeypatch.setattr(_threads, "_cpus", None)
+    calls = []
+    monkeypatch.setattr(joblib, "cpu_count", lambda: calls.append(1) or 8)
+    affinity = [{0, 1, 2, 3, 4, 5, 6, 7}]
+    monkeypatch.setattr(_threads.os, "sched_getaffinity",
+                        lambda pid: affinity[0], raising=False)
+    assert _threads.cpu_budget() == 8
+    assert _threads.cpu_budget() == 8
+    assert len(calls) == 1  # cached while the affinity stays
+    affinity[0] = {0}
+    monkeypatch.setattr(joblib, "cpu_count", lambda: calls.append(1) or 1)
+    assert _threads.cpu_budget() == 1
+    assert len(calls) == 2
+    monkeypatch.delattr(_threads.os, "sched_getaffinity")  # no affinity API
+    assert _threads.cpu_budget() == 1
+    assert _threads.cpu_budget() == 1
+    assert len(calls) == 4
+
+
 # ---------------------------------------------------------------------------
 # failures never leave a thread waiting
 # ---------------------------------------------------------------------------
