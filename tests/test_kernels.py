@@ -750,8 +750,11 @@ def _units_vs_general(units, batch, dtype, seed):
     ((700, 96, 16, 3), -(-K.SHARED_GATHER_VALUES // 700), "gather"),
     ((20, 300, 200, 3), 8, "chunks"),
     ((20, 600, 200, 3), 2 * K.UPDATE_CHUNK_ROWS, "chunks"),
+    ((700, 100, 3), 32, "tn-chunks"),
+    ((700, 100, 3), 40, "tn-chunks"),
 ], ids=["shared-gather-transposed", "update-chunks-across-parts",
-        "update-chunks-grown-with-batch"])
+        "update-chunks-grown-with-batch", "tn-unit-chunks-few-rows",
+        "tn-unit-chunks"])
 def test_train_steps_units_large_shapes_match_the_general_kernel(units, batch,
                                                                  what):
     """Shapes the closed-form tests are too small for: a batch of at least
@@ -759,11 +762,18 @@ def test_train_steps_units_large_shapes_match_the_general_kernel(units, batch,
     split between them; also the transposed first layer's many-row path),
     and weight blocks updated in several chunks (``UPDATE_CHUNK_BYTES``), a
     chunk spanning two parts' rows (chunks grow with the batch:
-    ``UPDATE_CHUNK_ROWS``). The same numbers on one and two threads,
-    and to rounding those of ``train_steps``."""
+    ``UPDATE_CHUNK_ROWS``), and a transposed first layer's forward product
+    in chunks of units with a shorter last chunk (``SMALL_TN_OUTPUTS``; at
+    most ``FEW_ROWS`` rows through ``W X^T``, more through ``X W^T``). The
+    same numbers on one and two threads, and to rounding those of
+    ``train_steps``."""
     dtype = np.float64
     if what == "gather":
         assert batch > K.FEW_ROWS and K._first_layer_transposed(np.array(units), 2)
+    elif what == "tn-chunks":  # 50 units a part: chunks of 32 + 18, 16 x 3 + 2
+        assert K._first_layer_transposed(np.array(units), 2)
+        chunk = K._tn_units_chunk(50, batch, 700)
+        assert chunk < 50 and 50 % chunk != 0
     else:  # layer 1's block: 300 (600) rows x 100 units, chunks of 163 (327)
         chunk_bytes = K.UPDATE_CHUNK_BYTES * max(1, batch // K.UPDATE_CHUNK_ROWS)
         assert units[1] * 100 * 8 > chunk_bytes > 100 * 8 * units[1] // 2
