@@ -762,11 +762,13 @@ def test_train_steps_units_large_shapes_match_the_general_kernel(units, batch,
     split between them; also the transposed first layer's many-row path),
     and weight blocks updated in several chunks (``UPDATE_CHUNK_BYTES``), a
     chunk spanning two parts' rows (chunks grow with the batch:
-    ``UPDATE_CHUNK_ROWS``), and a transposed first layer's forward product
-    in chunks of units with a shorter last chunk (``SMALL_TN_OUTPUTS``; at
-    most ``FEW_ROWS`` rows through ``W X^T``, more through ``X W^T``). The
-    same numbers on one and two threads, and to rounding those of
-    ``train_steps``."""
+    ``UPDATE_CHUNK_ROWS``; batches of at most ``TN_FEW_ROWS`` rows, 8 and
+    the 5-row remainder of 32, also pass the delta back to layer 1 in
+    chunks of units, 64 + 64 + 22 and 4 x 64 + 44), and a transposed first
+    layer's forward product in chunks of units with a shorter last chunk
+    (``SMALL_TN_OUTPUTS``; at most ``FEW_ROWS`` rows through ``W X^T``, more
+    through ``X W^T``). The same numbers on one and two threads, and to
+    rounding those of ``train_steps``."""
     dtype = np.float64
     if what == "gather":
         assert batch > K.FEW_ROWS and K._first_layer_transposed(np.array(units), 2)
@@ -777,6 +779,9 @@ def test_train_steps_units_large_shapes_match_the_general_kernel(units, batch,
     else:  # layer 1's block: 300 (600) rows x 100 units, chunks of 163 (327)
         chunk_bytes = K.UPDATE_CHUNK_BYTES * max(1, batch // K.UPDATE_CHUNK_ROWS)
         assert units[1] * 100 * 8 > chunk_bytes > 100 * 8 * units[1] // 2
+        half = units[1] // 2  # layer 1's units in a part
+        # batch 8, or the 5-row remainder batch of 32
+        assert K._tn_delta_chunk(half, batch if batch <= 16 else 5) == 64 < half
     params0, runs, general = _units_vs_general(units, batch, dtype, seed=7)
     assert runs[0][0] == runs[1][0]
     np.testing.assert_array_equal(runs[0][1], runs[1][1])
