@@ -44,6 +44,11 @@ def selected(runs):
                   key=lambda k: (ORDER[k[0]], k[1] != "float64", k[2]))
 
 
+def floor(row):
+    """Our time over the row's products floor (``bench_suite.ours_over_floor``)."""
+    return row["ours"]["median"] / row["products_floor_epoch_s"]
+
+
 def fmt(x):
     return f"{x:.2f}x" if x < 10 else f"{x:.1f}x"
 
@@ -57,10 +62,6 @@ def table(first, second):
     for key in selected(runs):
         x, y = (run[key] for run in runs)
         cfg, dtype, batch = key
-
-        def floor(r):
-            return r["ours"]["median"] / r["products_floor_epoch_s"]
-
         lines.append(
             f"| {LABELS[cfg] if cfg != last else ''} | {dtype} | {batch} "
             f"| {x['ours']['median']:.3f} "
