@@ -116,6 +116,7 @@ class _EpochBuffers:
         self.partials = np.empty(partials, dtype=dtype)
         self.l2_parts = np.empty((2, 8 * n_parts), dtype=np.float64)
         self.packed = np.empty((4, n_parts * weights), dtype=dtype)
+        self.plan = K.units_plan(layout.units, n_parts, batch_size)
         self.blas = K.blas_functions()
 
     def kernel_args(self, xin, Y, sw, order, first_batch, n_steps, batch_size,
@@ -130,8 +131,8 @@ class _EpochBuffers:
         tail = (hidden_code, out_code, solver, nesterov, optimizer["adam_t"],
                 loss_acc)
         if self.kernel == "train_steps_units":
-            return ((xin.dense, Y, sw) + head + (self.l2_parts, self.packed) + tail
-                    + (self.blas,))
+            return ((xin.dense, Y, sw) + head + (self.l2_parts, self.packed,
+                                                 self.plan) + tail + (self.blas,))
         return ((*xin.args(), Y, sw) + head + (self.l2_parts, self.act_off) + tail
                 + (self.blas,))
 

@@ -844,9 +844,65 @@ def test_train_steps_units_abort_puts_the_weights_back():
     np.testing.assert_array_equal(tr.state2, s20)
 
 
+@pytest.mark.parametrize("n_parts,batch_size", [(3, BATCH), (2, BATCH + 1)],
+                         ids=["other-n_parts", "other-batch_size"])
+def test_train_steps_units_rejects_a_plan_for_another_cut(n_parts, batch_size):
+    """A ``plan`` (the buffers' layout, computed once a fit) made for
+    another number of parts or batch size is refused before anything is
+    read or written by it."""
+    prob = Problem(problem_seed("units-plan"), "tanh", "softmax_log", np.float64,
+                   n=N_TRAIN, units=UNITS_TWO_HIDDEN)
+    tr = UnitsTrainer(prob, "adam", n_parts=2)
+    tr.buffers.plan = K.units_plan(UNITS_TWO_HIDDEN, n_parts, batch_size)
+    p0 = tr.params.copy()
+    with pytest.raises(ValueError, match="plan is not for these units"):
+        tr.run(0, 2, sync=np.zeros(3 * K.SYNC_STRIDE, np.int64))
+    np.testing.assert_array_equal(tr.params, p0)
+
+
+def test_units_plan_sections():
+    """The plan holds the cut and batch size, then the layout of
+    ``_units_layout`` and every part's offsets, where the kernel reads
+    them."""
+    units = np.array(UNITS_THREE_HIDDEN, np.int64)
+    L = len(units) - 1
+    plan = K.units_plan(units, 3, BATCH)
+    psz, ablk, hoff, doff, dpoff, oblk, *_ = K._units_layout(units, 3, BATCH)
+    assert plan.dtype == np.int64
+    assert list(plan[:K.PLAN_HEAD]) == [3, BATCH, psz, oblk]
+    sections = plan[K.PLAN_HEAD:K.PLAN_HEAD + 4 * L].reshape(4, L)
+    for got, want in zip(sections, (ablk, hoff, doff, dpoff)):
+        np.testing.assert_array_equal(got, want)
+    offsets = plan[K.PLAN_HEAD + 4 * L:].reshape(3, 2 * L + 2)
+    for q in range(3):
+        want = np.zeros(2 * L + 2, np.int64)
+        K._units_part_offsets(units, 3, q, want)
+        np.testing.assert_array_equal(offsets[q], want)
+
+
 # ---------------------------------------------------------------------------
 # gemm with leading dimensions (the BLAS call of train_steps_units)
 # ---------------------------------------------------------------------------
+def test_flat_is_a_view_of_c_contiguous_arrays_only():
+    """``_flat`` (what the kernels pass to BLAS instead of ``reshape(-1)``)
+    is a 1-D view of a C-contiguous array, owned like it; other layouts do
+    not compile."""
+    import numba
+
+    flat = numba.njit(lambda a: K._flat(a))
+    buf = np.arange(30.0)
+    view = buf[6:18].reshape(3, 4)
+    got = flat(view)
+    assert got.shape == (12,) and got.base is not None
+    np.testing.assert_array_equal(got, np.arange(6.0, 18.0))
+    got[0] = -1.0
+    assert buf[6] == -1.0
+    np.testing.assert_array_equal(flat(np.ones((2, 0, 3), np.float32)),
+                                  np.ones(0, np.float32))
+    with pytest.raises(numba.TypingError):
+        flat(buf.reshape(5, 6)[:, :2])
+
+
 @dtype_param
 @pytest.mark.parametrize("ta", [K.NOTRANS, K.TRANS], ids=["A", "At"])
 @pytest.mark.parametrize("tb", [K.NOTRANS, K.TRANS], ids=["B", "Bt"])

@@ -31,6 +31,7 @@ import sys
 import numpy as np
 from llvmlite import ir as llvm_ir
 from numba.core import cgutils, types
+from numba.core.imputils import impl_ret_borrowed
 from numba.extending import get_cython_function_address, intrinsic
 
 from ._codes import (  # noqa: F401  (re-exported for tests and tools)
@@ -198,6 +199,29 @@ def output_row_losses(code, P, Y, sw, D, eps, row_loss):
     for i in range(P.shape[0]):
         w = sw[i]
         row_loss[i] = w * _row_loss_and_delta(code, P, Y, D, w, i, eps)
+
+
+@intrinsic
+def _flat(typingctx, arr):
+    """A C-contiguous array as a 1-D view, without ``reshape``'s general
+    search for a compatible layout and its error paths (which the C layout
+    cannot need): code that a kernel would otherwise compile at every call
+    site."""
+    if not isinstance(arr, types.Array) or arr.layout != "C":
+        return None
+    flat = arr.copy(ndim=1, layout="C")
+
+    def codegen(context, builder, signature, args):
+        src = context.make_array(signature.args[0])(context, builder, args[0])
+        dst = context.make_array(flat)(context, builder)
+        context.populate_array(dst, data=src.data,
+                               shape=cgutils.pack_array(builder, [src.nitems]),
+                               strides=cgutils.pack_array(builder, [src.itemsize]),
+                               itemsize=src.itemsize, meminfo=src.meminfo,
+                               parent=src.parent)
+        return impl_ret_borrowed(context, builder, flat, dst._getvalue())
+
+    return flat(arr), codegen
 
 
 # ---------------------------------------------------------------------------
@@ -1104,8 +1128,8 @@ def train_steps(tid, n_threads, n_parts, sync, X, sp_data, sp_indices, sp_indptr
                                         0, nb, fi, i0, i1, D, G)
                         else:  # columns i0:i1 of A_l, in place
                             gemm(blas, TT, NT, i1 - i0, fo, nb,
-                                 acts[act_off[l] + i0:], fi, D.reshape(-1), fo, 0.0,
-                                 G.reshape(-1), fo)
+                                 acts[act_off[l] + i0:], fi, _flat(D), fo, 0.0,
+                                 _flat(G), fo)
                         update_segment(params, grads, state1, state2, gk, gk,
                                        (i1 - i0) * fo, c[8], c, solver, nesterov)
                     j0, j1 = part_range(fo, n_parts, q)
@@ -1183,9 +1207,9 @@ def _first_layer_transposed(units, n_parts):
     return SMALL_GEMM_MIN_ROWS * units[0] * width > SMALL_GEMM_WORK
 
 
-@kernel
 def _units_layout(units, n_parts, batch_size):
-    """Block sizes and offsets of :func:`train_steps_units`'s buffers.
+    """Block sizes and offsets of :func:`train_steps_units`'s buffers (plain
+    Python: :func:`units_plan` computes them once a fit).
 
     Returns ``(packed, ablk, hoff, doff, dpoff, oblk, acts_size, deltas_size,
     partials_size)``: values per part in ``packed``; per hidden layer ``h``
@@ -1206,7 +1230,7 @@ def _units_layout(units, n_parts, batch_size):
     for h in range(1, n_layers):
         width = (units[h] + n_parts - 1) // n_parts
         packed += units[h - 1] * width + width  # coefficients in, intercepts
-        ablk[h] = _padded(batch_size * width)
+        ablk[h] = _padded.py_func(batch_size * width)
         hoff[h] = a
         a += 2 * n_parts * ablk[h]
         doff[h] = d
@@ -1215,22 +1239,46 @@ def _units_layout(units, n_parts, batch_size):
         dpoff[h] = d
         d += n_parts * n_parts * ablk[h]
     width = (units[n_layers - 1] + n_parts - 1) // n_parts
-    packed = _padded(packed + width * n_out + n_out)  # part 0: output intercepts
-    oblk = _padded(batch_size * n_out)
+    # part 0 also holds the output intercepts
+    packed = _padded.py_func(packed + width * n_out + n_out)
+    oblk = _padded.py_func(batch_size * n_out)
     return (packed, ablk, hoff, doff, dpoff, oblk, a + n_parts * oblk,
             d + n_parts * oblk, 2 * n_parts * oblk)
 
 
 def units_buffer_sizes(units, n_parts, batch_size):
     """``(packed per part, acts, deltas, partials)`` sizes (values) of
-    :func:`train_steps_units`'s buffers; plain Python (the kernel's own
-    layout function, not compiled: that took 0.9 s of a cold first fit)."""
-    lay = _units_layout.py_func(np.asarray(units, dtype=np.int64), int(n_parts),
-                                int(batch_size))
+    :func:`train_steps_units`'s buffers."""
+    lay = _units_layout(np.asarray(units, dtype=np.int64), int(n_parts),
+                        int(batch_size))
     return int(lay[0]), int(lay[6]), int(lay[7]), int(lay[8])
 
 
-@kernel
+#: Where :func:`units_plan`'s sections start: ``n_parts, batch_size``, the
+#: values a part's packed block takes and an output block's, then four
+#: sections of ``L`` values (``ablk, hoff, doff, dpoff`` of
+#: :func:`_units_layout`), then each part's ``2 L + 2`` offsets.
+PLAN_HEAD = 4
+
+
+def units_plan(units, n_parts, batch_size):
+    """The int64 ``plan`` argument of :func:`train_steps_units`: its
+    buffers' layout (:func:`_units_layout`) and each part's offsets in its
+    packed block (:func:`_units_part_offsets`), computed once a fit in
+    plain Python. (Compiled into the kernel they cost ~0.5 s of a cold
+    first fit's compilation and were recomputed at every call.)"""
+    units = np.asarray(units, dtype=np.int64)
+    n_parts, batch_size = int(n_parts), int(batch_size)
+    L = units.shape[0] - 1
+    psz, ablk, hoff, doff, dpoff, oblk, _, _, _ = _units_layout(units, n_parts,
+                                                                batch_size)
+    poff = np.zeros(n_parts * (2 * L + 2), dtype=np.int64)
+    for q in range(n_parts):
+        _units_part_offsets(units, n_parts, q, poff[q * (2 * L + 2):])
+    return np.concatenate([np.array([n_parts, batch_size, psz, oblk], np.int64),
+                           ablk, hoff, doff, dpoff, poff])
+
+
 def _units_part_offsets(units, n_parts, q, out):
     """Part ``q``'s packed block: ``out[l]`` = where layer ``l``'s
     coefficient block starts (``(fan_in, part's units)`` for hidden layers
@@ -1238,21 +1286,23 @@ def _units_part_offsets(units, n_parts, q, out):
     -- ``(part's units of the last hidden layer, n_outputs)`` for the output
     layer), ``out[L + l]`` its intercepts' (hidden layers only; part 0
     also holds the output intercepts, last), ``out[2L]`` = the number of
-    coefficients, ``out[2L + 1]`` = all."""
+    coefficients, ``out[2L + 1]`` = all. Plain Python (see
+    :func:`units_plan`)."""
+    part_range_ = part_range.py_func
     n_layers = units.shape[0] - 1
     k = 0
     for l in range(n_layers):
         out[l] = k
         if l < n_layers - 1:
-            j0, j1 = part_range(units[l + 1], n_parts, q)
+            j0, j1 = part_range_(units[l + 1], n_parts, q)
             k += units[l] * (j1 - j0)
         else:
-            j0, j1 = part_range(units[l], n_parts, q)
+            j0, j1 = part_range_(units[l], n_parts, q)
             k += (j1 - j0) * units[l + 1]
     out[2 * n_layers] = k
     for l in range(n_layers - 1):
         out[n_layers + l] = k
-        j0, j1 = part_range(units[l + 1], n_parts, q)
+        j0, j1 = part_range_(units[l + 1], n_parts, q)
         k += j1 - j0
     if q == 0:
         k += units[n_layers]
@@ -1292,6 +1342,10 @@ def _pack_units(params, state1, state2, adam, units, coef_off, icpt_off, n_parts
     (``back``: into ``params``); ``off`` from :func:`_units_part_offsets`."""
     n_layers = units.shape[0] - 1
     transposed = _first_layer_transposed(units, n_parts)
+    # run-time values, not literals: constant arguments would compile
+    # _move_weights a second time, for their literal types
+    zero = np.int64(0)
+    one = np.int64(1)
     for l in range(n_layers):
         fi = units[l]
         fo = units[l + 1]
@@ -1300,17 +1354,18 @@ def _pack_units(params, state1, state2, adam, units, coef_off, icpt_off, n_parts
             w = j1 - j0
             t = l == 0 and transposed  # stored as (w, fi)
             _move_weights(params, state1, state2, adam, coef_off[l] + j0, fo, Wq,
-                          S1q, S2q, off[l], 1 if t else w, fi if t else 1, fi, w,
+                          S1q, S2q, off[l], one if t else w, fi if t else one, fi, w,
                           back)
-            _move_weights(params, state1, state2, adam, icpt_off[l] + j0, 0, Wq, S1q,
-                          S2q, off[n_layers + l], 0, 1, 1, w, back)
+            _move_weights(params, state1, state2, adam, icpt_off[l] + j0, zero, Wq,
+                          S1q, S2q, off[n_layers + l], zero, one, one, w, back)
         else:  # output layer: rows j0:j1; part 0 the intercepts
             j0, j1 = part_range(fi, n_parts, q)
-            _move_weights(params, state1, state2, adam, coef_off[l] + j0 * fo, 0, Wq,
-                          S1q, S2q, off[l], 0, 1, 1, (j1 - j0) * fo, back)
+            _move_weights(params, state1, state2, adam, coef_off[l] + j0 * fo, zero,
+                          Wq, S1q, S2q, off[l], zero, one, one, (j1 - j0) * fo, back)
             if q == 0:
-                _move_weights(params, state1, state2, adam, icpt_off[l], 0, Wq, S1q,
-                              S2q, off[2 * n_layers + 1] - fo, 0, 1, 1, fo, back)
+                _move_weights(params, state1, state2, adam, icpt_off[l], zero, Wq,
+                              S1q, S2q, off[2 * n_layers + 1] - fo, zero, one, one, fo,
+                              back)
 
 
 @kernel
@@ -1375,8 +1430,8 @@ SHARED_GATHER_VALUES = 32_768
 def train_steps_units(tid, n_threads, n_parts, sync, X, Y, sw, order, first_batch,
                       n_steps, batch_size, params, grads, state1, state2, hyper,
                       units, coef_off, icpt_off, Xb, Yb, swb, row_loss, acts,
-                      deltas, partials, l2_parts, packed, hidden, out, solver,
-                      nesterov, adam_t, loss_acc, blas):
+                      deltas, partials, l2_parts, packed, plan, hidden, out,
+                      solver, nesterov, adam_t, loss_acc, blas):
     """:func:`train_steps` for dense input, cut into ``n_parts`` parts by
     hidden units.
 
@@ -1421,8 +1476,9 @@ def train_steps_units(tid, n_threads, n_parts, sync, X, Y, sw, order, first_batc
     2``, as the shared gather uses two); ``acts``,
     ``deltas`` and ``partials`` are flat, sized by
     :func:`units_buffer_sizes` (as is ``packed``, ``(4, n_parts * size)``);
-    ``l2_parts`` is float64 ``(2, 8 * n_parts)``; ``blas`` from
-    :func:`blas_functions`.
+    ``l2_parts`` is float64 ``(2, 8 * n_parts)``; ``plan`` from
+    :func:`units_plan` for these ``units``, ``n_parts`` and
+    ``batch_size``; ``blas`` from :func:`blas_functions`.
     """
     n = order.shape[0]
     eps_clip, lr_init, beta_1_64, beta_2_64, alpha_64 = _step_scalars(hyper)
@@ -1437,16 +1493,22 @@ def train_steps_units(tid, n_threads, n_parts, sync, X, Y, sw, order, first_batc
     w0_t = _first_layer_transposed(units, n_parts)
     c = optimizer_scalars(hyper, params.dtype)
     zero = c[8] * 0
-    psz, ablk, hoff, doff, dpoff, oblk, _, _, _ = _units_layout(units, n_parts,
-                                                                batch_size)
+    if (plan.shape[0] != PLAN_HEAD + 4 * L + n_parts * (2 * L + 2)
+            or plan[0] != n_parts or plan[1] != batch_size):
+        raise ValueError("train_steps_units: plan is not for these units, "
+                         "n_parts and batch_size")
+    psz = plan[2]
+    oblk = plan[3]
+    ablk = plan[PLAN_HEAD:PLAN_HEAD + L]
+    hoff = plan[PLAN_HEAD + L:PLAN_HEAD + 2 * L]
+    doff = plan[PLAN_HEAD + 2 * L:PLAN_HEAD + 3 * L]
+    dpoff = plan[PLAN_HEAD + 3 * L:PLAN_HEAD + 4 * L]
+    # each part's offsets in its packed block (see _units_part_offsets)
+    poff = plan[PLAN_HEAD + 4 * L:]
     Wp = packed[0]
     S1p = packed[1]
     S2p = packed[2]
     Gp = packed[3]
-    # each part's offsets in its packed block (see _units_part_offsets)
-    poff = thread_private(n_parts * (2 * L + 2), np.int64)
-    for q in range(n_parts):
-        _units_part_offsets(units, n_parts, q, poff[q * (2 * L + 2):])
     for q in range(tid, n_parts, n_threads):
         _pack_units(params, state1, state2, adam, units, coef_off, icpt_off,
                     n_parts, q, poff[q * (2 * L + 2):], Wp[q * psz:], S1p[q * psz:],
@@ -1512,18 +1574,18 @@ def train_steps_units(tid, n_threads, n_parts, sync, X, Y, sw, order, first_batc
                     At = layer_view(deltas, doff[1] + q * ablk[1], w, nb)
                     for c0 in range(0, w, cw):
                         gemm(blas, NT, TT, min(cw, w - c0), nb, nf, W[c0 * nf:], nf,
-                             Xt.reshape(-1), nf, 0.0, At.reshape(-1)[c0 * nb:], nb)
+                             _flat(Xt), nf, 0.0, _flat(At)[c0 * nb:], nb)
                     for r in range(nb):
                         for j in range(w):
                             A[r, j] = At[j, r]
                 elif h == 1 and cw < w:  # X W^T, a chunk of A's columns a call
                     for c0 in range(0, w, cw):
-                        gemm(blas, NT, TT, nb, min(cw, w - c0), nf, Xt.reshape(-1), nf,
-                             W[c0 * nf:], nf, 0.0, A.reshape(-1)[c0:], w)
+                        gemm(blas, NT, TT, nb, min(cw, w - c0), nf, _flat(Xt), nf,
+                             W[c0 * nf:], nf, 0.0, _flat(A)[c0:], w)
                 elif h == 1:  # W maybe stored transposed, (w, nf)
                     gemm_by_rows(blas, TT if w0_t else NT, nb, w, nf,
-                                 Xt.reshape(-1), nf, W, nf if w0_t else w,
-                                 A.reshape(-1), w)
+                                 _flat(Xt), nf, W, nf if w0_t else w,
+                                 _flat(A), w)
                 if h == 1 and l2_known:  # before the update
                     l2_parts[par, 8 * q] = l2_next[q]
                 elif h == 1:
@@ -1536,8 +1598,8 @@ def train_steps_units(tid, n_threads, n_parts, sync, X, Y, sw, order, first_batc
                         Ap = layer_view(acts, hoff[h - 1]
                                         + (par * n_parts + p) * ablk[h - 1],
                                         nb, i1 - i0)
-                        gemm(blas, NT, NT, nb, w, i1 - i0, Ap.reshape(-1), i1 - i0,
-                             W[i0 * w:], w, 0.0 if p == 0 else 1.0, A.reshape(-1),
+                        gemm(blas, NT, NT, nb, w, i1 - i0, _flat(Ap), i1 - i0,
+                             W[i0 * w:], w, 0.0 if p == 0 else 1.0, _flat(A),
                              w)
                 ib = o + off[L + h - 1]
                 _bias_activation(hidden, A, Wp[ib:ib + w])
@@ -1554,8 +1616,8 @@ def train_steps_units(tid, n_threads, n_parts, sync, X, Y, sw, order, first_batc
             w = j1 - j0
             A = layer_view(acts, hoff[NH] + (par * n_parts + q) * ablk[NH], nb, w)
             Pq = layer_view(partials, (par * n_parts + q) * oblk, nb, no)
-            gemm(blas, NT, NT, nb, no, w, A.reshape(-1), w,
-                 Wp[o + poff[q * (2 * L + 2) + L - 1]:], no, 0.0, Pq.reshape(-1), no)
+            gemm(blas, NT, NT, nb, no, w, _flat(A), w,
+                 Wp[o + poff[q * (2 * L + 2) + L - 1]:], no, 0.0, _flat(Pq), no)
             if q == 0:  # the output intercepts, at the end of part 0's block
                 bo = o + poff[2 * L + 1] - no
                 for r in range(nb):
@@ -1618,9 +1680,9 @@ def train_steps_units(tid, n_threads, n_parts, sync, X, Y, sw, order, first_batc
                             for j in range(w):
                                 Dh[r, j] = d * Wo[j]
                     else:
-                        gemm(blas, NT, TT, nb, w, no, D.reshape(-1), no, Wo, no, 0.0,
-                             Dh.reshape(-1), w)
-                    gemm(blas, TT, NT, w, no, nb, A.reshape(-1), w, D.reshape(-1), no,
+                        gemm(blas, NT, TT, nb, w, no, _flat(D), no, Wo, no, 0.0,
+                             _flat(Dh), w)
+                    gemm(blas, TT, NT, w, no, nb, _flat(A), w, _flat(D), no,
                          0.0, Gp[o + off[L - 1]:], no)
             else:  # layer h's, from every part's delta of layer h + 1
                 fi = units[h]
@@ -1638,8 +1700,8 @@ def train_steps_units(tid, n_threads, n_parts, sync, X, Y, sw, order, first_batc
                         m = i1 - i0
                         cm = _tn_delta_chunk(m, nb)
                         for c0 in range(0, m, cm):
-                            gemm(blas, NT, TT, nb, min(cm, m - c0), w, Dq.reshape(-1),
-                                 w, W[(i0 + c0) * w:], w, 0.0, Cp.reshape(-1)[c0:], m)
+                            gemm(blas, NT, TT, nb, min(cm, m - c0), w, _flat(Dq),
+                                 w, W[(i0 + c0) * w:], w, 0.0, _flat(Cp)[c0:], m)
                 if n_threads > 1:
                     n_barriers += 1
                     if not barrier(sync, tid, n_threads, n_barriers):
@@ -1700,8 +1762,8 @@ def train_steps_units(tid, n_threads, n_parts, sync, X, Y, sw, order, first_batc
                     G = Gp[o + off[l] + r0 * row_len:] if l < L else Gp[:0]
                     if l == 0:  # D^T X when the weights are transposed, else X^T D
                         Dq = layer_view(deltas, doff[1] + q * ablk[1], nb, w)
-                        Xf = Xt.reshape(-1)
-                        Df = Dq.reshape(-1)
+                        Xf = _flat(Xt)
+                        Df = _flat(Dq)
                         gemm_tn_by_rows(blas, r1 - r0, row_len, nb,
                                         Df[r0:] if w0_t else Xf[r0:],
                                         w if w0_t else nf, Xf if w0_t else Df,
@@ -1717,8 +1779,8 @@ def train_steps_units(tid, n_threads, n_parts, sync, X, Y, sw, order, first_batc
                                                 + (par * n_parts + p) * ablk[l], nb,
                                                 i1 - i0)
                                 gemm(blas, TT, NT, a1 - a0, w, nb,
-                                     Ap.reshape(-1)[a0 - i0:], i1 - i0,
-                                     Dq.reshape(-1), w, 0.0, G[(a0 - r0) * w:], w)
+                                     _flat(Ap)[a0 - i0:], i1 - i0,
+                                     _flat(Dq), w, 0.0, G[(a0 - r0) * w:], w)
                     k = o + (off[l] if l < L else nc) + r0 * row_len
                     update_segment(Wp, Gp, S1p, S2p, k, k, (r1 - r0) * row_len,
                                    c[8] if l < L else zero, c, solver, nesterov)
