@@ -844,26 +844,32 @@ def test_train_steps_units_abort_puts_the_weights_back():
     np.testing.assert_array_equal(tr.state2, s20)
 
 
-@pytest.mark.parametrize("n_parts,batch_size", [(3, BATCH), (2, BATCH + 1)],
-                         ids=["other-n_parts", "other-batch_size"])
-def test_train_steps_units_rejects_a_plan_for_another_cut(n_parts, batch_size):
+@pytest.mark.parametrize("units,n_parts,batch_size",
+                         [(UNITS_TWO_HIDDEN, 3, BATCH), (UNITS_TWO_HIDDEN, 2, BATCH + 1),
+                          ((5, 9, 6, 3), 2, BATCH), ((5, 7, 3), 2, BATCH)],
+                         ids=["other-n_parts", "other-batch_size", "other-widths",
+                              "other-depth"])
+def test_train_steps_units_rejects_a_plan_for_another_cut(units, n_parts,
+                                                          batch_size):
     """A ``plan`` (the buffers' layout, computed once a fit) made for
-    another number of parts or batch size is refused before anything is
-    read or written by it."""
+    another number of parts, batch size or network is refused before
+    anything is read or written by it."""
     prob = Problem(problem_seed("units-plan"), "tanh", "softmax_log", np.float64,
                    n=N_TRAIN, units=UNITS_TWO_HIDDEN)
     tr = UnitsTrainer(prob, "adam", n_parts=2)
-    tr.buffers.plan = K.units_plan(UNITS_TWO_HIDDEN, n_parts, batch_size)
+    tr.buffers.plan = K.units_plan(units, n_parts, batch_size)
     p0 = tr.params.copy()
+    sync = np.zeros(3 * K.SYNC_STRIDE, np.int64)
+    sync[K.SYNC_ABORT] = 1  # a kernel that took the plan stops at its first barrier
     with pytest.raises(ValueError, match="plan is not for these units"):
-        tr.run(0, 2, sync=np.zeros(3 * K.SYNC_STRIDE, np.int64))
+        tr.run(0, 2, sync=sync)
     np.testing.assert_array_equal(tr.params, p0)
 
 
 def test_units_plan_sections():
     """The plan holds the cut and batch size, then the layout of
-    ``_units_layout`` and every part's offsets, where the kernel reads
-    them."""
+    ``_units_layout``, every part's offsets and the layer widths, where the
+    kernel reads them."""
     units = np.array(UNITS_THREE_HIDDEN, np.int64)
     L = len(units) - 1
     plan = K.units_plan(units, 3, BATCH)
@@ -873,7 +879,8 @@ def test_units_plan_sections():
     sections = plan[K.PLAN_HEAD:K.PLAN_HEAD + 4 * L].reshape(4, L)
     for got, want in zip(sections, (ablk, hoff, doff, dpoff)):
         np.testing.assert_array_equal(got, want)
-    offsets = plan[K.PLAN_HEAD + 4 * L:].reshape(3, 2 * L + 2)
+    offsets = plan[K.PLAN_HEAD + 4 * L:-(L + 1)].reshape(3, 2 * L + 2)
+    np.testing.assert_array_equal(plan[-(L + 1):], units)
     for q in range(3):
         want = np.zeros(2 * L + 2, np.int64)
         K._units_part_offsets(units, 3, q, want)

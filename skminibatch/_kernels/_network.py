@@ -1257,7 +1257,8 @@ def units_buffer_sizes(units, n_parts, batch_size):
 #: Where :func:`units_plan`'s sections start: ``n_parts, batch_size``, the
 #: values a part's packed block takes and an output block's, then four
 #: sections of ``L`` values (``ablk, hoff, doff, dpoff`` of
-#: :func:`_units_layout`), then each part's ``2 L + 2`` offsets.
+#: :func:`_units_layout`), each part's ``2 L + 2`` offsets and last the
+#: ``L + 1`` layer widths it was made for.
 PLAN_HEAD = 4
 
 
@@ -1276,7 +1277,7 @@ def units_plan(units, n_parts, batch_size):
     for q in range(n_parts):
         _units_part_offsets(units, n_parts, q, poff[q * (2 * L + 2):])
     return np.concatenate([np.array([n_parts, batch_size, psz, oblk], np.int64),
-                           ablk, hoff, doff, dpoff, poff])
+                           ablk, hoff, doff, dpoff, poff, units])
 
 
 def _units_part_offsets(units, n_parts, q, out):
@@ -1493,8 +1494,12 @@ def train_steps_units(tid, n_threads, n_parts, sync, X, Y, sw, order, first_batc
     w0_t = _first_layer_transposed(units, n_parts)
     c = optimizer_scalars(hyper, params.dtype)
     zero = c[8] * 0
-    if (plan.shape[0] != PLAN_HEAD + 4 * L + n_parts * (2 * L + 2)
-            or plan[0] != n_parts or plan[1] != batch_size):
+    n_plan = PLAN_HEAD + 4 * L + n_parts * (2 * L + 2)
+    plan_ok = (plan.shape[0] == n_plan + L + 1 and plan[0] == n_parts
+               and plan[1] == batch_size)
+    for l in range(L + 1 if plan_ok else 0):
+        plan_ok = plan_ok and plan[n_plan + l] == units[l]
+    if not plan_ok:
         raise ValueError("train_steps_units: plan is not for these units, "
                          "n_parts and batch_size")
     psz = plan[2]
@@ -1504,7 +1509,7 @@ def train_steps_units(tid, n_threads, n_parts, sync, X, Y, sw, order, first_batc
     doff = plan[PLAN_HEAD + 2 * L:PLAN_HEAD + 3 * L]
     dpoff = plan[PLAN_HEAD + 3 * L:PLAN_HEAD + 4 * L]
     # each part's offsets in its packed block (see _units_part_offsets)
-    poff = plan[PLAN_HEAD + 4 * L:]
+    poff = plan[PLAN_HEAD + 4 * L:n_plan]
     Wp = packed[0]
     S1p = packed[1]
     S2p = packed[2]
