@@ -98,6 +98,9 @@ class _EpochBuffers:
                                  if sparse and n_parts > 1 else 0, dtype=dtype)
         self.l2_parts = np.empty(8 * n_parts, dtype=np.float64)
         self.act_off = layout.act_offsets(batch_size)
+        # dense float64, wide first layer: that layer kept transposed
+        self.first_t = network().first_layer_buffer(layout.units, dtype, sparse,
+                                                    batch_size, n_parts)
         self.blas = network().blas_functions()
 
     def _init_units(self, layout, batch_size, n_features, n_outputs, dtype,
@@ -133,8 +136,8 @@ class _EpochBuffers:
         if self.kernel == "train_steps_units":
             return ((xin.dense, Y, sw) + head + (self.l2_parts, self.packed,
                                                  self.plan) + tail + (self.blas,))
-        return ((*xin.args(), Y, sw) + head + (self.l2_parts, self.act_off) + tail
-                + (self.blas,))
+        return ((*xin.args(), Y, sw) + head + (self.l2_parts, self.act_off,
+                                                self.first_t) + tail + (self.blas,))
 
 
 class StochasticRun:

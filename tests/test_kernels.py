@@ -386,7 +386,7 @@ class Trainer:
     ADAM_HYPER = [99.0, 0.5, 0.9, 0.999, 1e-8, ALPHA, None, 0.01]  # lr unused
 
     def __init__(self, prob, solver, known_state=True, sparse=False, n_parts=1,
-                 n_threads=1):
+                 n_threads=1, first_t=None):
         self.prob = prob
         self.sparse = sparse
         self.n_parts = n_parts
@@ -428,20 +428,31 @@ class Trainer:
         self.partials = np.full(n_parts * BATCH * units[1] if shared else 0, np.nan,
                                 dtype)
         self.l2_parts = np.full(8 * n_parts, np.nan)
+        # the first layer kept transposed during a call: as the estimators
+        # choose (None), or forced on or off
+        fi, fo = units[0], units[1]
+        self.first_t = (K.first_layer_buffer(units, dtype, sparse, BATCH, n_parts)
+                        if first_t is None
+                        else np.full((3, fi * fo if first_t else 0), np.nan, dtype))
 
-    def run(self, first_batch, n_steps, adam_t=0):
+    def args(self, first_batch, n_steps, adam_t=0):
         prob = self.prob
         hc, oc = prob.codes
         solver = K.ADAM if self.solver == "adam" else K.SGD
         nesterov = self.solver == "nesterov"
+        return (*kernel_input(prob.X, self.sparse), prob.Y, prob.sw, self.order,
+                first_batch, n_steps, BATCH, self.params, self.grads, self.state1,
+                self.state2, self.hyper, self.units, self.coef_off, self.icpt_off,
+                self.Xb, self.Yb, self.swb, self.row_loss, self.acts, self.deltas,
+                self.partials, self.l2_parts, self.act_off, self.first_t, hc, oc,
+                solver, nesterov, adam_t, 0.0, K.blas_functions())
+
+    def run(self, first_batch, n_steps, adam_t=0, sync=None):
+        args = self.args(first_batch, n_steps, adam_t)
+        if sync is not None:  # one thread of n_parts, on a given sync array
+            return K.train_steps(0, self.n_parts, self.n_parts, sync, *args)
         loss_acc, seen, loss_rows, updates = run_train_steps(
-            K, self.n_threads, self.n_parts,
-            (*kernel_input(prob.X, self.sparse), prob.Y, prob.sw, self.order,
-             first_batch, n_steps, BATCH, self.params, self.grads, self.state1,
-             self.state2, self.hyper, self.units, self.coef_off, self.icpt_off,
-             self.Xb, self.Yb, self.swb, self.row_loss, self.acts, self.deltas,
-             self.partials, self.l2_parts, self.act_off, hc, oc, solver, nesterov,
-             adam_t, 0.0, K.blas_functions()))
+            K, self.n_threads, self.n_parts, args)
         # every weight is non-zero here: every step updates and counts
         assert loss_rows == seen and updates == n_steps
         return loss_acc, seen
@@ -593,6 +604,129 @@ def test_train_steps_dense_parts_need_a_gradient_block_each():
     tr.grads = np.zeros(prob.n_params)
     with pytest.raises(ValueError, match="n_parts gradient blocks"):
         tr.run(0, 1)
+
+
+# ---------------------------------------------------------------------------
+# train_steps: the first layer kept transposed during a call (first_t)
+# ---------------------------------------------------------------------------
+@dtype_param
+@pytest.mark.parametrize("hidden,out", [("tanh", "softmax_log"),
+                                        ("relu", "binary_log")])
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+@pytest.mark.parametrize("units", [UNITS, (5, 17, 2, 3), (9, 4, 1)],
+                         ids=["narrow", "17-2", "9-4"])
+@pytest.mark.parametrize("n_parts", [1, 2, 3])
+def test_train_steps_first_layer_transposed_closed_form(n_parts, units, solver,
+                                                        hidden, out, dtype):
+    """With ``first_t`` the first layer's weights and optimizer state are
+    read and updated transposed (its gradient ``D^T X``): the naive
+    reference's steps, and the weights back in ``params``' own order at the
+    end of the call. The estimators choose it for large float64 products
+    only; here it is forced, in both dtypes and at any width."""
+    prob = Problem(problem_seed("first-t", hidden, out, n_parts, len(units), dtype),
+                   hidden, out, dtype, n=N_TRAIN, units=units)
+    tr = Trainer(prob, solver, n_parts=n_parts, n_threads=n_parts, first_t=True)
+    assert tr.first_t.shape == (3, units[0] * units[1])
+    seen, ref_seen = tr.run_checked(1, 3, adam_t=4 if solver == "adam" else 0)
+    assert seen == ref_seen == N_TRAIN - BATCH
+
+
+@dtype_param
+@pytest.mark.parametrize("n_parts", [2, 3])
+def test_train_steps_first_layer_transposed_any_thread_count(n_parts, dtype):
+    assert_any_thread_count_same(lambda n_threads: Trainer(
+        Problem(problem_seed("first-t-threads", dtype), "relu", "binary_log", dtype,
+                n=N_TRAIN), "adam", n_parts=n_parts, n_threads=n_threads,
+        first_t=True), n_parts)
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_train_steps_first_layer_transposed_abort_puts_the_weights_back(solver):
+    """Told to abort at the barrier after moving its weights in, a thread
+    moves them back: ``params`` and the optimizer state as they were (SGD's
+    unused second state untouched)."""
+    prob = Problem(problem_seed("first-t-abort"), "tanh", "softmax_log",
+                   np.float64, n=N_TRAIN, units=UNITS)
+    tr = Trainer(prob, solver, n_parts=2, first_t=True)
+    p0, s10, s20 = tr.params.copy(), tr.state1.copy(), tr.state2.copy()
+    sync = np.zeros(3 * K.SYNC_STRIDE, np.int64)
+    sync[K.SYNC_ABORT] = 1
+    result = tr.run(0, 2, sync=sync)
+    assert result[1] == -1
+    np.testing.assert_array_equal(tr.params, p0)
+    np.testing.assert_array_equal(tr.state1, s10)
+    np.testing.assert_array_equal(tr.state2, s20)  # NaN for SGD: untouched
+
+
+@pytest.mark.parametrize("shape,sparse", [((3, 19), False), ((2, 20), False),
+                                          ((3, 20), True)],
+                         ids=["other-width", "two-rows", "sparse"])
+def test_train_steps_rejects_a_first_t_that_does_not_fit(shape, sparse):
+    prob = Problem(problem_seed("first-t-shape"), "tanh", "softmax_log",
+                   np.float64, n=N_TRAIN, units=UNITS)  # 5 x 4 = 20 weights
+    tr = Trainer(prob, "adam", sparse=sparse)
+    tr.first_t = np.zeros(shape)
+    p0 = tr.params.copy()
+    with pytest.raises(ValueError, match="first_t must be"):
+        tr.run(0, 1)
+    np.testing.assert_array_equal(tr.params, p0)
+
+
+@pytest.mark.parametrize("n_parts", [1, 2, 3, 7])
+@pytest.mark.parametrize("adam", [True, False])
+def test_move_first_layer_by_ranges(n_parts, adam):
+    """Each part's range of ``first_t`` (the first layer's coefficients
+    transposed, flat) moved in from ``params``, ``state1`` and ``state2``
+    and back out again; a range touches only its own values."""
+    fi, fo, n_params = 13, 5, 13 * 5 + 40
+    rng = np.random.default_rng(3)
+    arrays = [rng.standard_normal(n_params) for _ in range(3)]
+    first_t = np.full((3, fi * fo), np.nan)
+    for q in range(n_parts):
+        k0, k1 = K.part_range(n_params, n_parts, q)
+        K._move_first_layer(*arrays, adam, first_t, k0, min(k1, fi * fo), fo, False)
+    for r in range(3 if adam else 2):
+        np.testing.assert_array_equal(first_t[r].reshape(fo, fi),
+                                      arrays[r][:fi * fo].reshape(fi, fo).T)
+    if not adam:
+        assert np.all(np.isnan(first_t[2]))
+    # back: only the range given, into params' own order
+    first_t = rng.standard_normal((3, fi * fo))
+    before = [a.copy() for a in arrays]
+    a, b = 7, 41
+    K._move_first_layer(*arrays, adam, first_t, a, b, fo, True)
+    for r in range(3):
+        expect = before[r].copy()
+        if r < 2 or adam:
+            flat = expect[:fi * fo].reshape(fi, fo).T.reshape(-1)  # (fo, fi) order
+            flat[a:b] = first_t[r, a:b]
+            expect[:fi * fo] = flat.reshape(fo, fi).T.reshape(-1)
+        np.testing.assert_array_equal(arrays[r], expect)
+
+
+def test_first_layer_buffer_chooses_large_float64_products():
+    """The estimators keep the first layer transposed for dense float64
+    input with at least twice as many inputs as units (at least
+    SMALL_FAN_OUT) in products larger than BLAS's small-product kernel
+    takes."""
+    c3 = (784, 256, 256, 10)
+    assert K.first_layer_buffer(c3, np.float64, False, 1024, 2).shape == (3, 784 * 256)
+    assert K.first_layer_buffer(c3, np.float64, False, 256, 2).shape == (3, 784 * 256)
+    assert K.first_layer_buffer(c3, np.float32, False, 1024, 2).shape == (3, 0)
+    assert K.first_layer_buffer(c3, np.float64, True, 1024, 2).shape == (3, 0)
+    # fewer inputs than twice the units; few units; a small product
+    assert K.first_layer_buffer((100, 256, 256, 2), np.float64, False, 1024,
+                                2).shape == (3, 0)
+    assert K.first_layer_buffer((199, 100, 256, 2), np.float64, False, 1024,
+                                2).shape == (3, 0)
+    assert K.first_layer_buffer((200, 100, 256, 2), np.float64, False, 1024,
+                                2).shape == (3, 200 * 100)
+    assert K.first_layer_buffer((1000, 8, 8, 1), np.float64, False, 1024,
+                                2).shape == (3, 0)
+    assert K.first_layer_buffer((100, 50, 50, 1), np.float64, False, 256,
+                                2).shape == (3, 0)
+    assert K.first_layer_buffer((100, 50, 50, 1), np.float64, False, 512,
+                                2).shape == (3, 100 * 50)
 
 
 def assert_any_thread_count_same(make_trainer, n_parts):

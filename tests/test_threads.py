@@ -154,6 +154,39 @@ def test_one_or_two_threads_fit_bit_identical_weights(monkeypatch, solver, dtype
     assert fits[0].loss_curve_ == fits[1].loss_curve_
 
 
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+def test_wide_first_layer_kept_transposed_same_fit(monkeypatch, solver):
+    """Dense float64, a first layer of more inputs than units and large
+    products, cut by rows: its weights live transposed during each call
+    (``first_t``). The fit is bit-identical on one or two threads and the
+    same, to rounding, as without that layout."""
+    X, y = _data(n=600, n_features=300)
+    params = dict(hidden_layer_sizes=(64, 32), batch_size=256, max_iter=3,
+                  random_state=0, solver=solver)
+    widths = []
+    real_steps, real_buffer = K.train_steps, K.first_layer_buffer
+
+    def spy(tid, n_threads, *args):
+        widths.append(args[-8].shape[1])  # first_t
+        return real_steps(tid, n_threads, *args)
+
+    monkeypatch.setattr(K, "train_steps", spy)
+    fits = [_fit(monkeypatch, t, MiniBatchMLPClassifier(**params), X, y)
+            for t in (1, 2)]
+    assert set(widths) == {300 * 64}
+    monkeypatch.setattr(K, "first_layer_buffer",
+                        lambda units, dtype, *a: real_buffer(units, np.float32, *a)
+                        .astype(dtype))  # never chosen for float32: off
+    widths.clear()
+    plain = _fit(monkeypatch, 2, MiniBatchMLPClassifier(**params), X, y)
+    assert set(widths) == {0}
+    for a, b, c in zip(_weights(fits[0]), _weights(fits[1]), _weights(plain)):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_allclose(a, c, rtol=1e-9, atol=1e-12)
+    assert fits[0].loss_curve_ == fits[1].loss_curve_
+    np.testing.assert_allclose(fits[0].loss_curve_, plain.loss_curve_, rtol=1e-10)
+
+
 def test_regressor_with_early_stopping_bit_identical(monkeypatch):
     X, _ = _data(seed=1)
     y = X[:, :2] @ [1.0, -2.0]
@@ -273,7 +306,7 @@ def _kernel_args(n_parts):
             hyper, lay.units, lay.coef_off, lay.icpt_off, np.empty(bs * 5),
             np.empty((bs, 3)), np.empty(bs), np.empty(bs), acts,
             np.empty_like(acts), np.empty(0), np.empty(8 * n_parts),
-            lay.act_offsets(bs),
+            lay.act_offsets(bs), np.empty((3, 0)),
             K.TANH, K.OUT_SOFTMAX_LOG, K.ADAM, False, 0, 0.0, K.blas_functions())
 
 
