@@ -282,12 +282,12 @@ def forward_layers(params, nb, units, coef_off, icpt_off, acts, act_off, hidden,
             W = layer_view(params, coef_off[l], fi, fo)
             np.dot(layer_view(acts, act_off[l], nb, fi), W, A)
         b = params[icpt_off[l]:icpt_off[l] + fo]
-        for i in range(nb):
-            for j in range(fo):
-                A[i, j] += b[j]
         if l < n_layers - 1:
-            hidden_activation(hidden, A)
+            _bias_activation(hidden, A, b)
         else:
+            for i in range(nb):
+                for j in range(fo):
+                    A[i, j] += b[j]
             output_activation(out, A)
 
 
