@@ -647,7 +647,13 @@ def test_train_steps_first_layer_transposed_abort_puts_the_weights_back(solver):
     unused second state untouched)."""
     prob = Problem(problem_seed("first-t-abort"), "tanh", "softmax_log",
                    np.float64, n=N_TRAIN, units=UNITS)
-    tr = Trainer(prob, solver, n_parts=2, first_t=True)
+    assert_abort_leaves_the_weights(
+        Trainer(prob, solver, n_parts=2, first_t=True))  # SGD's NaN state2 too
+
+
+def assert_abort_leaves_the_weights(tr):
+    """``tr.run`` as thread 0 of 2, told to abort at its first barrier:
+    ``seen = -1``, and the weights and optimizer state as they were."""
     p0, s10, s20 = tr.params.copy(), tr.state1.copy(), tr.state2.copy()
     sync = np.zeros(3 * K.SYNC_STRIDE, np.int64)
     sync[K.SYNC_ABORT] = 1
@@ -655,7 +661,7 @@ def test_train_steps_first_layer_transposed_abort_puts_the_weights_back(solver):
     assert result[1] == -1
     np.testing.assert_array_equal(tr.params, p0)
     np.testing.assert_array_equal(tr.state1, s10)
-    np.testing.assert_array_equal(tr.state2, s20)  # NaN for SGD: untouched
+    np.testing.assert_array_equal(tr.state2, s20)
 
 
 @pytest.mark.parametrize("shape,sparse", [((3, 19), False), ((2, 20), False),
@@ -704,29 +710,28 @@ def test_move_first_layer_by_ranges(n_parts, adam):
         np.testing.assert_array_equal(arrays[r], expect)
 
 
-def test_first_layer_buffer_chooses_large_float64_products():
-    """The estimators keep the first layer transposed for dense float64
-    input with at least twice as many inputs as units (at least
+@pytest.mark.parametrize("units,dtype,sparse,batch,kept", [
+    ((784, 256, 256, 10), np.float64, False, 1024, True),
+    ((784, 256, 256, 10), np.float64, False, 256, True),
+    ((784, 256, 256, 10), np.float32, False, 1024, False),
+    ((784, 256, 256, 10), np.float64, True, 1024, False),
+    ((100, 256, 256, 2), np.float64, False, 1024, False),  # fewer inputs
+    ((199, 100, 256, 2), np.float64, False, 1024, False),  # < twice the units
+    ((200, 100, 256, 2), np.float64, False, 1024, True),
+    ((1000, 8, 8, 1), np.float64, False, 1024, False),  # few units
+    ((100, 50, 50, 1), np.float64, False, 256, False),  # a small product
+    ((100, 50, 50, 1), np.float64, False, 512, True),
+], ids=["c3-1024", "c3-256", "float32", "sparse", "narrow", "199-100", "200-100",
+        "8-units", "small-product", "100-50-512"])
+def test_first_layer_buffer_chooses_large_float64_products(units, dtype, sparse,
+                                                           batch, kept):
+    """The estimators keep the first layer transposed (two parts) for dense
+    float64 input with at least twice as many inputs as units (at least
     SMALL_FAN_OUT) in products larger than BLAS's small-product kernel
     takes."""
-    c3 = (784, 256, 256, 10)
-    assert K.first_layer_buffer(c3, np.float64, False, 1024, 2).shape == (3, 784 * 256)
-    assert K.first_layer_buffer(c3, np.float64, False, 256, 2).shape == (3, 784 * 256)
-    assert K.first_layer_buffer(c3, np.float32, False, 1024, 2).shape == (3, 0)
-    assert K.first_layer_buffer(c3, np.float64, True, 1024, 2).shape == (3, 0)
-    # fewer inputs than twice the units; few units; a small product
-    assert K.first_layer_buffer((100, 256, 256, 2), np.float64, False, 1024,
-                                2).shape == (3, 0)
-    assert K.first_layer_buffer((199, 100, 256, 2), np.float64, False, 1024,
-                                2).shape == (3, 0)
-    assert K.first_layer_buffer((200, 100, 256, 2), np.float64, False, 1024,
-                                2).shape == (3, 200 * 100)
-    assert K.first_layer_buffer((1000, 8, 8, 1), np.float64, False, 1024,
-                                2).shape == (3, 0)
-    assert K.first_layer_buffer((100, 50, 50, 1), np.float64, False, 256,
-                                2).shape == (3, 0)
-    assert K.first_layer_buffer((100, 50, 50, 1), np.float64, False, 512,
-                                2).shape == (3, 100 * 50)
+    first_t = K.first_layer_buffer(units, dtype, sparse, batch, 2)
+    assert first_t.shape == (3, units[0] * units[1] if kept else 0)
+    assert first_t.dtype == dtype
 
 
 def assert_any_thread_count_same(make_trainer, n_parts):
@@ -967,15 +972,7 @@ def test_train_steps_units_abort_puts_the_weights_back():
     and copies its parts' (unchanged) weights back into ``params``."""
     prob = Problem(problem_seed("units-abort"), "tanh", "softmax_log", np.float64,
                    n=N_TRAIN, units=UNITS_TWO_HIDDEN)
-    tr = UnitsTrainer(prob, "adam", n_parts=2)
-    p0, s10, s20 = tr.params.copy(), tr.state1.copy(), tr.state2.copy()
-    sync = np.zeros(3 * K.SYNC_STRIDE, np.int64)
-    sync[K.SYNC_ABORT] = 1
-    result = tr.run(0, 2, sync=sync)
-    assert result[1] == -1
-    np.testing.assert_array_equal(tr.params, p0)
-    np.testing.assert_array_equal(tr.state1, s10)
-    np.testing.assert_array_equal(tr.state2, s20)
+    assert_abort_leaves_the_weights(UnitsTrainer(prob, "adam", n_parts=2))
 
 
 @pytest.mark.parametrize("units,n_parts,batch_size",
