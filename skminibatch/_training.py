@@ -20,8 +20,8 @@ from ._batching import BatchStream, steps_for_seconds
 from ._kernels import _codes as C
 from ._kernels import network
 from ._sklearn_compat import ConvergenceWarning
-from ._threads import (ThreadChoice, run_train_steps, single_threaded_blas,
-                       step_plan, training_threads)
+from ._threads import (ThreadChoice, aligned_empty, run_train_steps,
+                       single_threaded_blas, step_plan, training_threads)
 
 
 # scikit-learn's wording, kept so code matching on it keeps working
@@ -80,23 +80,24 @@ class _EpochBuffers:
         self.kernel = kernel
         self.n_parts = n_parts
         # train_steps on dense input: one block of gradient sums per part
-        self.grads = np.empty(layout.n_params * (1 if sparse or kernel != "train_steps"
-                                                 else n_parts), dtype=dtype)
+        self.grads = aligned_empty(
+            layout.n_params * (1 if sparse or kernel != "train_steps" else n_parts),
+            dtype)
         if kernel == "train_steps_units":
             self._init_units(layout, batch_size, n_features, n_outputs, dtype,
                              n_parts)
             return
         # the batch's rows (train_steps, dense; sparse rows are read in place)
-        self.Xb = np.empty(0 if sparse else batch_size * n_features, dtype=dtype)
-        self.Yb = np.empty((batch_size, n_outputs), dtype=dtype)
-        self.swb = np.empty(batch_size, dtype=dtype)
-        self.row_loss = np.empty(batch_size, dtype=np.float64)
-        self.acts = np.empty(layout.act_size(batch_size), dtype=dtype)
-        self.deltas = np.empty_like(self.acts)
+        self.Xb = aligned_empty(0 if sparse else batch_size * n_features, dtype)
+        self.Yb = aligned_empty((batch_size, n_outputs), dtype)
+        self.swb = aligned_empty(batch_size, dtype)
+        self.row_loss = aligned_empty(batch_size, np.float64)
+        self.acts = aligned_empty(layout.act_size(batch_size), dtype)
+        self.deltas = aligned_empty(self.acts.shape, dtype)
         # sparse with parts: their first-layer products (train_steps)
-        self.partials = np.empty(n_parts * batch_size * int(layout.units[1])
-                                 if sparse and n_parts > 1 else 0, dtype=dtype)
-        self.l2_parts = np.empty(8 * n_parts, dtype=np.float64)
+        self.partials = aligned_empty(n_parts * batch_size * int(layout.units[1])
+                                      if sparse and n_parts > 1 else 0, dtype)
+        self.l2_parts = aligned_empty(8 * n_parts, np.float64)
         self.act_off = layout.act_offsets(batch_size)
         # dense float64, wide first layer: that layer kept transposed
         self.first_t = network().first_layer_buffer(layout.units, dtype, sparse,
@@ -110,15 +111,15 @@ class _EpochBuffers:
         K = network()
         weights, acts, deltas, partials = K.units_buffer_sizes(
             layout.units, n_parts, batch_size)
-        self.Xb = np.empty(n_parts * batch_size * n_features, dtype=dtype)
-        self.Yb = np.empty((n_parts, batch_size, n_outputs), dtype=dtype)
-        self.swb = np.empty((n_parts, batch_size), dtype=dtype)
-        self.row_loss = np.empty((n_parts, batch_size), dtype=np.float64)
-        self.acts = np.empty(acts, dtype=dtype)
-        self.deltas = np.empty(deltas, dtype=dtype)
-        self.partials = np.empty(partials, dtype=dtype)
-        self.l2_parts = np.empty((2, 8 * n_parts), dtype=np.float64)
-        self.packed = np.empty((4, n_parts * weights), dtype=dtype)
+        self.Xb = aligned_empty(n_parts * batch_size * n_features, dtype)
+        self.Yb = aligned_empty((n_parts, batch_size, n_outputs), dtype)
+        self.swb = aligned_empty((n_parts, batch_size), dtype)
+        self.row_loss = aligned_empty((n_parts, batch_size), np.float64)
+        self.acts = aligned_empty(acts, dtype)
+        self.deltas = aligned_empty(deltas, dtype)
+        self.partials = aligned_empty(partials, dtype)
+        self.l2_parts = aligned_empty((2, 8 * n_parts), np.float64)
+        self.packed = aligned_empty((4, n_parts * weights), dtype)
         self.plan = K.units_plan(layout.units, n_parts, batch_size)
         self.blas = K.blas_functions()
 

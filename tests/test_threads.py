@@ -417,3 +417,68 @@ def test_thread_choice_keeps_the_first_trial_a_small_share_of_the_fit():
     choice.record(2, 70, 1.05)  # 1.65 s trained in all
     assert 1.65 > extra / choice.TRIAL_SHARE
     assert choice.choose(2, calls) == (1, True)
+
+
+@pytest.mark.parametrize("shape", [1, 5, (2, 16), (3, 7, 1), (4, 10208), 0, (3, 0)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+def test_aligned_empty_starts_on_a_line_pair(shape, dtype):
+    a = _threads.aligned_empty(shape, dtype)
+    assert a.shape == (np.empty(shape).shape)
+    assert a.dtype == dtype
+    assert a.flags.c_contiguous and a.flags.writeable
+    if a.size:
+        assert a.ctypes.data % _threads.BUFFER_ALIGN == 0
+        a[...] = 1  # the whole view is writable memory of its own
+        assert a.sum() == a.size
+
+
+def _buffer_arrays(buffers):
+    return {name: value for name, value in vars(buffers).items()
+            if isinstance(value, np.ndarray) and value.size
+            and name not in ("plan", "blas", "act_off")}
+
+
+@pytest.mark.parametrize("units, batch, sparse, kernel", [
+    ((100, 100, 1), 16, False, "train_steps_units"),   # c1: cut by units
+    ((784, 256, 256, 10), 256, False, "train_steps"),  # c3: by rows, first_t
+    ((30, 17, 3), 13, False, "train_steps"),           # odd sizes
+    ((50, 20, 2), 32, True, "train_steps"),            # sparse: partials
+])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_buffers_threads_write_start_on_their_own_lines(units, batch, sparse, kernel,
+                                                        dtype):
+    """Each thread's block in these buffers is padded to whole 128-byte
+    units, which keeps threads off each other's cache lines only if the
+    buffer itself starts on one (NumPy aligns to 16 bytes)."""
+    from skminibatch._layout import Layout
+    from skminibatch._training import _EpochBuffers
+
+    layout = Layout(np.asarray(units))
+    buffers = _EpochBuffers(layout, batch, units[0], units[-1], dtype, 2, sparse,
+                            kernel)
+    arrays = _buffer_arrays(buffers)
+    expected = {"grads", "Yb", "swb", "row_loss", "acts", "deltas", "l2_parts"}
+    expected |= {"packed", "partials", "Xb"} if kernel == "train_steps_units" else set()
+    expected |= {"partials"} if sparse else {"Xb"}
+    if dtype == np.float64 and units[0] == 784:
+        expected.add("first_t")
+    assert expected <= set(arrays)
+    misaligned = {name: a.ctypes.data % _threads.BUFFER_ALIGN
+                  for name, a in arrays.items()
+                  if a.ctypes.data % _threads.BUFFER_ALIGN}
+    assert not misaligned
+
+
+def test_barrier_counters_start_on_their_own_lines():
+    seen = []
+
+    def train_steps(tid, n_threads, n_parts, sync, *args):
+        seen.append((sync.ctypes.data % _threads.BUFFER_ALIGN, sync.copy()))
+        return (0.0, 0, 0, 0)
+
+    fake = types.SimpleNamespace(train_steps=train_steps, SYNC_STRIDE=K.SYNC_STRIDE,
+                                 SYNC_ABORT=K.SYNC_ABORT)
+    _threads.run_train_steps(fake, 2, 2, ())
+    assert [offset for offset, _ in seen] == [0, 0]
+    for _, sync in seen:
+        assert sync.shape == (3 * K.SYNC_STRIDE,) and not sync.any()

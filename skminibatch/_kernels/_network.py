@@ -47,6 +47,7 @@ from ._codes import (  # noqa: F401  (re-exported for tests and tools)
     SGD,
     TANH,
 )
+from .._threads import aligned_empty
 from ._config import kernel
 
 
@@ -975,7 +976,7 @@ def first_layer_buffer(units, dtype, sparse, batch_size, n_parts):
     keep = (not sparse and np.dtype(dtype).itemsize == 8
             and fi >= 2 * fo and fo >= SMALL_FAN_OUT
             and rows * fi * fo > SMALL_GEMM_WORK)
-    return np.empty((3, fi * fo if keep else 0), dtype=dtype)
+    return aligned_empty((3, fi * fo if keep else 0), dtype)
 
 
 @kernel
@@ -1264,7 +1265,8 @@ def train_steps(tid, n_threads, n_parts, sync, X, sp_data, sp_indices, sp_indptr
 @kernel
 def _padded(n):
     """``n`` rounded up to whole 128-byte blocks of float64 (64 of float32):
-    blocks that different threads write never share a cache line."""
+    blocks that different threads write never share a cache line (the
+    buffers start on 128-byte boundaries: ``_threads.aligned_empty``)."""
     return (n + 15) // 16 * 16
 
 
