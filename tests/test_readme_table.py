@@ -40,3 +40,19 @@ def test_table_from_the_committed_results():
 def test_needs_two_files():
     with pytest.raises(SystemExit, match="usage"):
         _module().main(["one.json"])
+
+
+def test_closest_torch_cell_is_judged_against_torchs_faster_setting():
+    """The torch targets compare with torch's faster thread setting, so the
+    cell shown as closest to missing one is the one whose faster torch came
+    closest -- here c2 at batch 1024 (torch x2 1.1x), not c3 (1.5x), even
+    though torch x1 makes c2 look far ahead."""
+    def row(dtype, batch, sk, t1, t2):
+        return {"dtype": dtype, "batch_size": batch, "sklearn_over_ours": sk,
+                "torch_1_over_ours": t1, "torch_2_over_ours": t2}
+
+    # c3 is the closest to the scikit-learn target, c2 to the torch one
+    run = {"results": {"c2": [row("float32", 1024, 9.0, 9.0, 1.1)],
+                       "c3": [row("float32", 1024, 2.0, 1.6, 1.5)]}}
+    runs = [_module().cells(run)] * 2
+    assert ("c2", "float32", 1024) in _module().selected(runs)
