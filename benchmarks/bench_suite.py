@@ -24,17 +24,22 @@ runs exactly ``--epochs`` epochs (checked through ``n_iter_``).
 
 For each config x dtype (``--dtypes``) x batch size (``--batch-sizes``):
 seconds per epoch = wall time of one whole ``fit`` (or torch training
-loop) / epochs, median of ``--repeats`` fits measured in rotation in the
-same process (ours, sklearn, sklearn 1 thread, torch 1 thread, torch
-default threads, numpy matmul reference, ours, ...), so a load change on
-the shared machine hits all of them. Five by default (``REPEATS``): on
-this VM the second core's speed changes for seconds at a time (measured:
-a two-thread step of ours, c1 float32 batch 64, moved between 28 and 56
-us over 25 s while a one-thread step stayed at 49-50; sklearn's
-small-batch fits, mostly Python on one thread, hardly notice), and with
-three fits a spell of a few seconds covering two of ours moved a cell's
-median. Warm: one warm-up fit per library per (config, dtype) before
-timing, so Numba compilation / cache loading is excluded.
+loop) / epochs, median of ``--repeats`` repetitions in the same process,
+each timing every library in rotation (ours, sklearn, sklearn 1 thread,
+torch 1 thread, torch default threads, numpy matmul reference), so a load
+change on the shared machine hits all of them. Five by default (``REPEATS``), and a
+cell's repetitions are spread over the whole run: repetition 1 of every
+cell, then repetition 2 of every cell, and so on (each about 3 minutes
+apart in a full run). On this VM, for seconds to minutes at a time, two
+threads sharing a step run no faster than one (measured: a c1 float64
+step at batch 16 on two threads 17-18 us in a quiet spell, 29-31 us in a
+slow one, one thread 28-29 us throughout; sklearn's small-batch fits,
+mostly Python on one thread, hardly notice). With a cell's fits back to
+back, one such spell covered four of its five fits of ours (c1 float64
+at batch 16: 0.024 s an epoch quiet, 0.038-0.093 s in the spell) and
+decided its median; spread out, a spell falls on one or two of them.
+Warm: one warm-up fit per library per (config, dtype) before timing, so
+Numba compilation / cache loading is excluded.
 
 * ours: ``MiniBatchMLP*(**sklearn_estimator.get_params())``. Its training
   loop runs BLAS single-threaded by design and shares each step of at least
@@ -145,7 +150,8 @@ CONFIGS = {
     "c3": dict(kind="classifier", n_features=784, hidden=(256, 256), n_classes=10),
 }
 BATCH_SIZES = (16, 64, 256, 1024)
-#: Timed fits per library and cell (median taken); see the module doc.
+#: Timed fits per library and cell (median taken), each in its own
+#: round over all cells; see the module doc.
 REPEATS = 5
 DTYPES = ("float64", "float32")
 ALPHA, LR, BETA_1, BETA_2, EPSILON = 1e-4, 1e-3, 0.9, 0.999, 1e-8
@@ -721,19 +727,31 @@ def fit_step_model(rows, key):
     return {"fixed_us": (mt - slope * mb) * 1e6, "per_sample_us": slope * 1e6}
 
 
-def run_cell(cfg, X, y, dtype, batch_size, args, torch_loop, torch_threads):
-    import math
+class CellTiming:
+    """The timed fits of one cell (config x dtype x batch size), one
+    repetition per :meth:`repeat` call; :meth:`row` sums them up. ``main``
+    runs repetition 1 of every cell, then repetition 2 of every cell, and
+    so on (see ``REPEATS``)."""
 
-    mm = MatmulReference(cfg, batch_size, dtype)
-    times = {"ours": [], "sklearn": []}
-    if args.sklearn_1thread:
-        times["sklearn_1"] = []
-    for t in torch_threads:
-        times[f"torch_{t}"] = []
-    cpu = {k: [] for k in times}
-    mm_full, mm_needed, mm_needed_2 = [], [], []
-    load0 = loadavg()
-    for _ in range(args.repeats):
+    def __init__(self, cfg, X, y, dtype, batch_size, args, torch_loop, torch_threads):
+        self.cfg, self.X, self.y, self.dtype = cfg, X, y, dtype
+        self.batch_size, self.args = batch_size, args
+        self.torch_loop, self.torch_threads = torch_loop, torch_threads
+        self.mm = MatmulReference(cfg, batch_size, dtype)
+        self.times = {"ours": [], "sklearn": []}
+        if args.sklearn_1thread:
+            self.times["sklearn_1"] = []
+        for t in torch_threads:
+            self.times[f"torch_{t}"] = []
+        self.cpu = {k: [] for k in self.times}
+        self.mm_full, self.mm_needed, self.mm_needed_2 = [], [], []
+        self.loads = []
+
+    def repeat(self):
+        """One fit of each library, in rotation, and the numpy references."""
+        cfg, X, y, args = self.cfg, self.X, self.y, self.args
+        batch_size, times, cpu, mm = self.batch_size, self.times, self.cpu, self.mm
+        self.loads.append(loadavg())
         ours, theirs = estimator_pair(cfg, batch_size, args.epochs)
         times["ours"].append(time_estimator(ours, X, y, args.epochs))
         cpu["ours"].append(CPU_LOG[-1])
@@ -744,57 +762,65 @@ def run_cell(cfg, X, y, dtype, batch_size, args, torch_loop, torch_threads):
             times["sklearn_1"].append(time_estimator(theirs, X, y, args.epochs,
                                                      blas_threads=1))
             cpu["sklearn_1"].append(CPU_LOG[-1])
-        for t in torch_threads:
-            times[f"torch_{t}"].append(time_torch(torch_loop, t, batch_size,
+        for t in self.torch_threads:
+            times[f"torch_{t}"].append(time_torch(self.torch_loop, t, batch_size,
                                                   args.epochs))
             cpu[f"torch_{t}"].append(CPU_LOG[-1])
         # numpy on two BLAS threads first: OpenBLAS's idle workers keep
         # spinning for a while after a call, and took a core from the next
         # fit (ours) when this came last (c1 batch 256: 0.014 -> 0.037
         # s/epoch); the one-thread products come last, as they did before
-        mm_needed_2.append(mm.seconds_per_step(False, threads=2))
+        self.mm_needed_2.append(mm.seconds_per_step(False, threads=2))
         time.sleep(0.3)
-        mm_full.append(mm.seconds_per_step(True))
-        mm_needed.append(mm.seconds_per_step(False))
-    n = X.shape[0]
-    steps = math.ceil(n / batch_size)
-    flops_epoch = 6.0 * n * n_weights(cfg)
-    flops_step = 6.0 * batch_size * n_weights(cfg)
-    row = {"batch_size": batch_size, "dtype": dtype.name, "steps_per_epoch": steps,
-           "loadavg_start": load0, "loadavg_end": loadavg()}
-    for key, vals in times.items():
-        row[key] = {"seconds_per_epoch": vals, "median": statistics.median(vals),
-                    "cpu_seconds_per_epoch": cpu[key]}
-    o = row["ours"]["median"]
-    row["sklearn_over_ours"] = row["sklearn"]["median"] / o
-    row["sklearn_cpu_over_ours_cpu"] = cpu_ratio(row, "sklearn")
-    if "sklearn_1" in row:
-        row["sklearn_1_over_ours"] = row["sklearn_1"]["median"] / o
-    for t in torch_threads:
-        row[f"torch_{t}_over_ours"] = row[f"torch_{t}"]["median"] / o
-    row["ours_gflops"] = flops_epoch / o / 1e9
-    row["sklearn_gflops"] = flops_epoch / row["sklearn"]["median"] / 1e9
-    row["numpy_mm_step_s"] = statistics.median(mm_full)
-    row["numpy_mm_needed_step_s"] = statistics.median(mm_needed)
-    row["numpy_gflops"] = flops_step / row["numpy_mm_step_s"] / 1e9
-    row["fraction_of_numpy"] = row["ours_gflops"] / row["numpy_gflops"]
-    row["ours_step_s"] = o / steps
-    row["mm_share"] = row["numpy_mm_needed_step_s"] / row["ours_step_s"]
-    # the products floor: the step's products (those a step needs) at this
-    # run's single-thread BLAS speed, split perfectly over two cores -- or
-    # numpy's own two-thread BLAS if that was faster; times the rows of an
-    # epoch (products scale with the rows, so n / batch steps)
-    row["numpy_2_mm_needed_step_s"] = statistics.median(mm_needed_2)
-    row["numpy_2_core_scaling"] = (row["numpy_mm_needed_step_s"]
-                                   / row["numpy_2_mm_needed_step_s"])
-    row["products_floor_epoch_s"] = (min(row["numpy_mm_needed_step_s"] / 2,
-                                         row["numpy_2_mm_needed_step_s"])
-                                     * n / batch_size)
-    return row
+        self.mm_full.append(mm.seconds_per_step(True))
+        self.mm_needed.append(mm.seconds_per_step(False))
+
+    def row(self):
+        """The cell's results (medians over the repetitions so far)."""
+        import math
+
+        cfg, X, batch_size, times, cpu = (self.cfg, self.X, self.batch_size,
+                                          self.times, self.cpu)
+        n = X.shape[0]
+        steps = math.ceil(n / batch_size)
+        flops_epoch = 6.0 * n * n_weights(cfg)
+        flops_step = 6.0 * batch_size * n_weights(cfg)
+        row = {"batch_size": batch_size, "dtype": self.dtype.name,
+               "steps_per_epoch": steps, "loadavg_start": self.loads[0],
+               "loadavg_end": loadavg(), "loadavg_per_repeat": self.loads}
+        for key, vals in times.items():
+            row[key] = {"seconds_per_epoch": vals, "median": statistics.median(vals),
+                        "cpu_seconds_per_epoch": cpu[key]}
+        o = row["ours"]["median"]
+        row["sklearn_over_ours"] = row["sklearn"]["median"] / o
+        row["sklearn_cpu_over_ours_cpu"] = cpu_ratio(row, "sklearn")
+        if "sklearn_1" in row:
+            row["sklearn_1_over_ours"] = row["sklearn_1"]["median"] / o
+        for t in self.torch_threads:
+            row[f"torch_{t}_over_ours"] = row[f"torch_{t}"]["median"] / o
+        row["ours_gflops"] = flops_epoch / o / 1e9
+        row["sklearn_gflops"] = flops_epoch / row["sklearn"]["median"] / 1e9
+        row["numpy_mm_step_s"] = statistics.median(self.mm_full)
+        row["numpy_mm_needed_step_s"] = statistics.median(self.mm_needed)
+        row["numpy_gflops"] = flops_step / row["numpy_mm_step_s"] / 1e9
+        row["fraction_of_numpy"] = row["ours_gflops"] / row["numpy_gflops"]
+        row["ours_step_s"] = o / steps
+        row["mm_share"] = row["numpy_mm_needed_step_s"] / row["ours_step_s"]
+        # the products floor: the step's products (those a step needs) at
+        # this run's single-thread BLAS speed, split perfectly over two cores
+        # -- or numpy's own two-thread BLAS if that was faster; times the
+        # rows of an epoch (products scale with the rows, so n / batch steps)
+        row["numpy_2_mm_needed_step_s"] = statistics.median(self.mm_needed_2)
+        row["numpy_2_core_scaling"] = (row["numpy_mm_needed_step_s"]
+                                       / row["numpy_2_mm_needed_step_s"])
+        row["products_floor_epoch_s"] = (min(row["numpy_mm_needed_step_s"] / 2,
+                                             row["numpy_2_mm_needed_step_s"])
+                                         * n / batch_size)
+        return row
 
 
 def ours_over_floor(row):
-    """Our epoch time over the row's products floor (see run_cell)."""
+    """Our epoch time over the row's products floor (see CellTiming.row)."""
     return row["ours"]["median"] / row["products_floor_epoch_s"]
 
 
@@ -848,7 +874,7 @@ def table_header(torch_threads, thread_names, sk1):
 # ---------------------------------------------------------------------------
 def floor_note(row, ratio, thr):
     """Why a speed line failed, against the step's products floor: the
-    epoch time the target asks for, ours, and the floor (see run_cell)."""
+    epoch time the target asks for, ours, and the floor (see CellTiming.row)."""
     ours = row["ours"]["median"]
     need = ours * ratio / thr  # their time / threshold
     floor = row.get("products_floor_epoch_s")
@@ -1004,8 +1030,10 @@ def markdown_report(meta, results, startup, memory, targets, torch_threads,
                + (f" (BLAS {env.get('torch_blas')})" if env["torch"] else ""))
     out.append(f"- Threads: {meta['threads']}")
     out.append(f"- Settings: {meta['samples']} samples, {meta['epochs']} epochs per "
-               f"fit, median of {meta['repeats']} fits in rotation, adam, alpha 1e-4, "
-               f"no early stopping")
+               f"fit, median of {meta['repeats']} fits in rotation"
+               + (", each repetition a round over all cells"
+                  if meta.get("repeats_in_rounds") else "")
+               + ", adam, alpha 1e-4, no early stopping")
     out.append("")
     out.append("Columns: seconds per epoch (warm, median of the timed fits); "
                "ours fits / sklearn fits = the fastest and slowest of those fits "
@@ -1273,17 +1301,11 @@ def main(argv=None):
           f"repeats; times are seconds per epoch (median)")
     sys.stdout.flush()
 
-    results, step_models = {}, {}
+    # every cell's data, warm-up and torch loop first; then repetition 1 of
+    # every cell, repetition 2 of every cell, ... (see REPEATS)
+    cells = {}
     for cname in args.configs:
         cfg = CONFIGS[cname]
-        results[cname] = []
-        step_models[cname] = {}
-        print(f"\n{cname}: {cfg['kind']}, {cfg['n_features']} features, hidden "
-              f"{cfg['hidden']}" + (f", {cfg['n_classes']} classes"
-                                    if cfg["n_classes"] else "")
-              + f", {n_weights(cfg):,} weights")
-        print(table_header(torch_threads, thread_names, args.sklearn_1thread))
-        sys.stdout.flush()
         for dtype in args.dtypes:
             X, y = make_data(cfg, args.samples, dtype)
             log(f"{cname} {dtype}: warm-up")
@@ -1297,14 +1319,33 @@ def main(argv=None):
                 for t in torch_threads:
                     torch.set_num_threads(t)
                     loop.fit(args.batch_sizes[0], 1, n_samples=warm.stop)
-            rows = []
-            for bs in args.batch_sizes:
-                log(f"{cname} {dtype} batch {bs}")
-                row = run_cell(cfg, X, y, np.dtype(dtype), bs, args, loop,
-                               torch_threads)
-                rows.append(row)
+                torch.set_num_threads(default)
+            cells[cname, dtype] = [
+                CellTiming(cfg, X, y, np.dtype(dtype), bs, args, loop, torch_threads)
+                for bs in args.batch_sizes]
+    for rep in range(args.repeats):
+        for (cname, dtype), timings in cells.items():
+            for cell in timings:
+                log(f"repetition {rep + 1}/{args.repeats}: {cname} {dtype} batch "
+                    f"{cell.batch_size}")
+                cell.repeat()
+    if torch is not None:
+        torch.set_num_threads(default)
+
+    results, step_models = {}, {}
+    for cname in args.configs:
+        cfg = CONFIGS[cname]
+        results[cname] = []
+        step_models[cname] = {}
+        print(f"\n{cname}: {cfg['kind']}, {cfg['n_features']} features, hidden "
+              f"{cfg['hidden']}" + (f", {cfg['n_classes']} classes"
+                                    if cfg["n_classes"] else "")
+              + f", {n_weights(cfg):,} weights")
+        print(table_header(torch_threads, thread_names, args.sklearn_1thread))
+        for dtype in args.dtypes:
+            rows = [cell.row() for cell in cells[cname, dtype]]
+            for row in rows:
                 print(format_cell_line(row, torch_threads))
-                sys.stdout.flush()
             results[cname] += rows
             libs = (["ours", "sklearn"] + (["sklearn_1"] if args.sklearn_1thread else [])
                     + [f"torch_{t}" for t in torch_threads])
@@ -1314,8 +1355,8 @@ def main(argv=None):
                 print(f"  {dtype} per-step cost (fixed + per sample): " + "; ".join(
                     f"{lib} {v['fixed_us']:.0f} us + {v['per_sample_us']:.2f} us"
                     for lib, v in m.items() if v))
-        if torch is not None:
-            torch.set_num_threads(default)
+        sys.stdout.flush()
+    del cells
 
     startup = memory = None
     if not args.no_startup:
@@ -1361,7 +1402,7 @@ def main(argv=None):
                 " " + " ".join(argv) if argv else ""),
             "loadavg_start": load_start, "loadavg_end": loadavg(),
             "environment": env, "threads": threads, "samples": args.samples,
-            "epochs": args.epochs, "repeats": args.repeats,
+            "epochs": args.epochs, "repeats": args.repeats, "repeats_in_rounds": True,
             "batch_sizes": args.batch_sizes, "dtypes": args.dtypes,
             "torch_threads": torch_threads, "step_models": step_models}
     os.makedirs(args.out, exist_ok=True)
