@@ -1,20 +1,14 @@
 """benchmarks/bench_step.py, the developer's step timer, runs on tiny shapes
 (so it does not rot between kernel changes)."""
 
-import importlib.util
 import subprocess
-from pathlib import Path
 
 import pytest
-
-_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_step.py"
+from _benchmarks import BENCHMARKS, load_benchmark
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("bench_step", _PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("bench_step")
 
 
 @pytest.mark.parametrize("units, batch, kernel", [
@@ -34,7 +28,7 @@ def test_times_both_thread_counts(units, batch, kernel, capsys):
 
 def _in_git_checkout():
     try:
-        subprocess.run(["git", "-C", str(_PATH.parent), "rev-parse", "HEAD"],
+        subprocess.run(["git", "-C", str(BENCHMARKS), "rev-parse", "HEAD"],
                        check=True, capture_output=True)
     except (OSError, subprocess.CalledProcessError):
         return False

@@ -2,22 +2,13 @@
 data (so it does not rot between changes), and spreads each cell's
 repetitions over the run."""
 
-import importlib.util
 import json
-from pathlib import Path
 
-_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_suite.py"
-
-
-def _module():
-    spec = importlib.util.spec_from_file_location("bench_suite", _PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from _benchmarks import load_benchmark
 
 
 def test_repetitions_take_turns_over_all_cells(tmp_path, monkeypatch, capsys):
-    bench = _module()
+    bench = load_benchmark("bench_suite")
     order = []
     repeat = bench.CellTiming.repeat
 

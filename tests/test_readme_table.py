@@ -1,21 +1,15 @@
 """benchmarks/readme_table.py builds the README's speed table from the
 committed benchmark results."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
-
-_BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+from _benchmarks import BENCHMARKS as _BENCH
+from _benchmarks import load_benchmark
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("readme_table",
-                                                  _BENCH / "readme_table.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("readme_table")
 
 
 def test_table_from_the_committed_results():
