@@ -27,14 +27,15 @@ seconds per epoch = wall time of one whole ``fit`` (or torch training
 loop) / epochs, median of ``--repeats`` repetitions in the same process,
 each timing every library in rotation (ours, sklearn, sklearn 1 thread,
 torch 1 thread, torch default threads, numpy matmul reference), so a load
-change on the shared machine hits all of them. Five by default (``REPEATS``), and a
-cell's repetitions are spread over the whole run: repetition 1 of every
-cell, then repetition 2 of every cell, and so on (each about 3 minutes
-apart in a full run). On this VM, for seconds to minutes at a time, two
-threads sharing a step run no faster than one (measured: a c1 float64
-step at batch 16 on two threads 17-18 us in a quiet spell, 29-31 us in a
-slow one, one thread 28-29 us throughout; sklearn's small-batch fits,
-mostly Python on one thread, hardly notice). With a cell's fits back to
+change on the shared machine hits all of them. Five by default
+(``REPEATS``), and a cell's repetitions are spread over the whole run:
+repetition 1 of every cell, then repetition 2 of every cell, and so on
+(about 3.5 minutes apart in a full run). On this VM, for seconds to
+minutes at a time, two threads sharing a step run no faster than one
+(measured: a c1 float64 step at batch 16 on two threads 17-18 us in a
+quiet spell, 29-31 us in a slow one, one thread 28-29 us throughout;
+sklearn's c1/r1 fits, mostly Python on one thread, hardly notice; its
+fits on two BLAS threads slow down in the same spells). With a cell's fits back to
 back, one such spell covered four of its five fits of ours (c1 float64
 at batch 16: 0.024 s an epoch quiet, 0.038-0.093 s in the spell) and
 decided its median; spread out, a spell falls on one or two of them.
@@ -1037,7 +1038,8 @@ def markdown_report(meta, results, startup, memory, targets, torch_threads,
     out.append("")
     out.append("Columns: seconds per epoch (warm, median of the timed fits); "
                "ours fits / sklearn fits = the fastest and slowest of those fits "
-               "(a wide range: the shared machine changed speed during the cell); "
+               "(a wide range: the shared machine changed speed between the "
+               "cell's repetitions); "
                "ratios = their time / ours; "
                "sk/ours CPU = the same ratio in process CPU time (all of sklearn's "
                "BLAS threads count, spin-waiting included, so it overstates "
