@@ -1321,7 +1321,6 @@ def main(argv=None):
                 for t in torch_threads:
                     torch.set_num_threads(t)
                     loop.fit(args.batch_sizes[0], 1, n_samples=warm.stop)
-                torch.set_num_threads(default)
             cells[cname, dtype] = [
                 CellTiming(cfg, X, y, np.dtype(dtype), bs, args, loop, torch_threads)
                 for bs in args.batch_sizes]

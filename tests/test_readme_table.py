@@ -4,8 +4,7 @@ committed benchmark results."""
 import json
 
 import pytest
-from _benchmarks import BENCHMARKS as _BENCH
-from _benchmarks import load_benchmark
+from _benchmarks import BENCHMARKS, load_benchmark
 
 
 def _module():
@@ -13,7 +12,7 @@ def _module():
 
 
 def test_table_from_the_committed_results():
-    runs = [json.loads((_BENCH / "results" / f"{name}.json").read_text())
+    runs = [json.loads((BENCHMARKS / "results" / f"{name}.json").read_text())
             for name in ("bench_suite", "bench_suite_rerun")]
     table = _module().table(*runs).splitlines()
     assert table[0].startswith("| config | dtype | batch | ours s |")
