@@ -60,24 +60,31 @@ MIN_UNITS_HIDDEN = 16
 MIN_UNITS_WORK = 20_000
 
 
-#: Bytes every buffer that the threads of a step share starts on: two
-#: 64-byte cache lines (AMD and Intel cores fetch lines in adjacent pairs).
-#: The kernels pad each thread's block to a multiple of this, so a block
-#: starts on its own line only when the buffer does; NumPy's allocator
-#: aligns to 16 bytes.
-BUFFER_ALIGN = 128
+#: Bytes every buffer that the threads of a step share starts on: a 4 KiB
+#: page. The hidden-unit kernel pads each thread's block to whole pages
+#: (``_network.BLOCK_VALUES``), so a block starts on its own page only when
+#: the buffer does; NumPy's allocator aligns to 16 bytes. Not merely whole
+#: cache lines (128 bytes, as before): a core's hardware prefetchers fetch
+#: the lines after (or before) the ones it streams through, up to the end
+#: of the page, so a thread writing its block pulled the next thread's
+#: first lines into its own cache and the two cores passed them back and
+#: forth at every step. They do not cross page boundaries.
+BUFFER_ALIGN = 4096
 
 
 def aligned_empty(shape, dtype):
     """``np.empty(shape, dtype)`` starting on a ``BUFFER_ALIGN`` boundary.
 
     With the buffer's start aligned, the blocks that different threads write
-    (padded to whole 128-byte units by the kernels) never share a cache
-    line. Unaligned, each boundary between two threads' blocks was one
-    line both wrote at every step. Measured (two threads, per-pair medians
-    against 16-byte aligned buffers): 784-256-256-10 float64 steps at batch
-    256 1.06-1.08x faster, at batch 16 1.04x; 100-100-1 at batch 16 1.02x;
-    float32 and the other shapes tried within the noise.
+    (padded to whole 128-byte units by the kernels, some to whole pages)
+    never share a cache line (a page). Unaligned, each boundary between two
+    threads' blocks was one line both wrote at every step. Measured (two
+    threads, per-pair medians against 16-byte aligned buffers):
+    784-256-256-10 float64 steps at batch 256 1.06-1.08x faster, at batch
+    16 1.04x; 100-100-1 at batch 16 1.02x; float32 and the other shapes
+    tried within the noise. (Page alignment instead of 128 bytes measured
+    as fast for the kernel that cuts by rows: 784-256-256-10 float64 at
+    batch 256 0.996x, 100-256-256-2 float32 at batch 1024 0.999-1.005x.)
     """
     dtype = np.dtype(dtype)
     shape = (shape,) if np.ndim(shape) == 0 else tuple(shape)

@@ -111,7 +111,8 @@ class _EpochBuffers:
         K = network()
         weights, acts, deltas, partials = K.units_buffer_sizes(
             layout.units, n_parts, batch_size)
-        self.Xb = aligned_empty(n_parts * batch_size * n_features, dtype)
+        self.Xb = aligned_empty(n_parts * K._padded.py_func(batch_size * n_features),
+                                dtype)
         self.Yb = aligned_empty((n_parts, batch_size, n_outputs), dtype)
         self.swb = aligned_empty((n_parts, batch_size), dtype)
         self.row_loss = aligned_empty((n_parts, batch_size), np.float64)

@@ -17,7 +17,7 @@ from scipy.special import expit
 
 from skminibatch._kernels import _network as K
 from skminibatch._layout import KernelInput, Layout
-from skminibatch._threads import run_train_steps
+from skminibatch._threads import aligned_empty, run_train_steps
 from skminibatch._training import _EpochBuffers
 
 try:  # tests/ importable as a package (rootdir on sys.path) ...
@@ -995,6 +995,42 @@ def test_train_steps_units_rejects_a_plan_for_another_cut(units, n_parts,
     with pytest.raises(ValueError, match="plan is not for these units"):
         tr.run(0, 2, sync=sync)
     np.testing.assert_array_equal(tr.params, p0)
+
+
+def test_train_steps_units_refuses_an_xb_without_a_page_block_per_thread():
+    """A batch buffer of ``n_parts * batch_size * n_features`` values (the
+    size before each thread's block was padded to whole pages) is refused
+    before anything is written, not read or written past its end."""
+    prob = Problem(problem_seed("units-xb"), "relu", "squared", np.float64,
+                   n=N_TRAIN, units=UNITS_ONE_HIDDEN)
+    tr = UnitsTrainer(prob, "adam", n_parts=2)
+    values = 2 * BATCH * UNITS_ONE_HIDDEN[0]
+    assert values < 2 * K._padded.py_func(BATCH * UNITS_ONE_HIDDEN[0])
+    tr.buffers.Xb = aligned_empty(values, np.float64)
+    p0 = tr.params.copy()
+    with pytest.raises(ValueError, match="Xb needs n_parts blocks"):
+        tr.run(0, 2)
+    np.testing.assert_array_equal(tr.params, p0)
+
+
+def test_train_steps_units_threads_gather_into_their_own_page_blocks():
+    """On two threads each gathers the batch into its own block of ``Xb``,
+    block ``q`` starting ``q * _padded(batch_size * n_features)`` values in
+    (on a page of its own; the test of the buffers' pages checks the
+    alignment of these offsets)."""
+    prob = Problem(problem_seed("units-xb-blocks"), "relu", "squared", np.float64,
+                   n=N_TRAIN, units=UNITS_ONE_HIDDEN)
+    tr = UnitsTrainer(prob, "adam", n_parts=2, n_threads=2)
+    tr.run(0, 1)
+    nf = UNITS_ONE_HIDDEN[0]
+    xblk = K._padded.py_func(BATCH * nf)
+    assert xblk > BATCH * nf
+    Xb = tr.buffers.Xb
+    for q in range(2):
+        np.testing.assert_array_equal(
+            Xb[q * xblk:q * xblk + BATCH * nf].reshape(BATCH, nf),
+            prob.X[tr.order[:BATCH]])
+        assert np.isnan(Xb[q * xblk + BATCH * nf:(q + 1) * xblk]).all()
 
 
 def test_units_plan_sections():

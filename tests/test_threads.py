@@ -448,8 +448,9 @@ def _buffer_arrays(buffers):
 def test_buffers_threads_write_start_on_their_own_lines(units, batch, sparse, kernel,
                                                         dtype):
     """Each thread's block in these buffers is padded to whole 128-byte
-    units, which keeps threads off each other's cache lines only if the
-    buffer itself starts on one (NumPy aligns to 16 bytes)."""
+    units (pages, in the hidden-unit kernel's batch, activation and delta
+    buffers), which keeps threads off each other's cache lines (pages) only
+    if the buffer itself starts on one (NumPy aligns to 16 bytes)."""
     from skminibatch._layout import Layout
     from skminibatch._training import _EpochBuffers
 
@@ -467,6 +468,68 @@ def test_buffers_threads_write_start_on_their_own_lines(units, batch, sparse, ke
                   for name, a in arrays.items()
                   if a.ctypes.data % _threads.BUFFER_ALIGN}
     assert not misaligned
+
+
+@pytest.mark.parametrize("units, batch", [
+    ((100, 100, 1), 16),            # c1
+    ((784, 256, 256, 10), 16),      # c3: two hidden layers, deltas passed back
+    ((30, 17, 19, 13, 3), 13),      # odd sizes, three hidden layers
+])
+@pytest.mark.parametrize("n_parts", [2, 3])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_units_kernel_thread_blocks_start_on_pages_of_their_own(units, batch,
+                                                                 n_parts, dtype):
+    """Every block of batch rows, activations, deltas, delta products and
+    output shares that ``train_steps_units`` gives one thread starts on a
+    4 KiB page boundary and ends before the next block starts: a core's
+    prefetchers, which stop at page boundaries, then never fetch lines of
+    another thread's block. The blocks are where the kernel takes them
+    (its offsets, recomputed here from the plan as the kernel does)."""
+    from skminibatch._layout import Layout
+    from skminibatch._training import _EpochBuffers
+
+    page = 4096
+    assert _threads.BUFFER_ALIGN % page == 0
+    units = np.asarray(units)
+    L = len(units) - 1
+    buffers = _EpochBuffers(Layout(units), batch, units[0], units[-1], dtype,
+                            n_parts, False, "train_steps_units")
+    plan = buffers.plan
+    H = K.PLAN_HEAD
+    oblk = plan[3]
+    ablk, hoff, doff, dpoff = plan[H:H + 4 * L].reshape(4, L)
+    blocks = {"Xb": [], "acts": [], "deltas": [], "partials": []}
+    xblk = K._padded.py_func(batch * units[0])
+    blocks["Xb"] = [(q * xblk, batch * units[0]) for q in range(n_parts)]
+    for h in range(1, L):
+        for q in range(n_parts):
+            j0, j1 = K.part_range.py_func(units[h], n_parts, q)
+            size = batch * (j1 - j0)
+            assert size <= ablk[h]
+            blocks["acts"] += [(hoff[h] + (par * n_parts + q) * ablk[h], size)
+                               for par in (0, 1)]
+            blocks["deltas"].append((doff[h] + q * ablk[h], size))
+            if h < L - 1:  # products passed back to layer h, by destination
+                blocks["deltas"] += [(dpoff[h] + (p * n_parts + q) * ablk[h], size)
+                                     for p in range(n_parts)]
+    for q in range(n_parts):  # output shares; each thread's P and D at the end
+        blocks["partials"] += [((par * n_parts + q) * oblk, batch * units[-1])
+                               for par in (0, 1)]
+        blocks["acts"].append((buffers.acts.shape[0] - (n_parts - q) * oblk,
+                               batch * units[-1]))
+        blocks["deltas"].append((buffers.deltas.shape[0] - (n_parts - q) * oblk,
+                                 batch * units[-1]))
+    itemsize = np.dtype(dtype).itemsize
+    for name, found in blocks.items():
+        buf = getattr(buffers, name)
+        found.sort()
+        for (start, size), (following, _) in zip(found, found[1:] + [(None, 0)]):
+            assert (buf.ctypes.data + start * itemsize) % page == 0, (name, start)
+            end = start + size
+            assert end <= buf.shape[0], (name, start)
+            if following is not None:  # the next block starts on a later page
+                assert following * itemsize >= -(-end * itemsize // page) * page, (
+                    name, start, following)
 
 
 def test_barrier_counters_start_on_their_own_lines():
