@@ -367,16 +367,16 @@ def test_matches_sklearn_after_a_few_epochs(case, kind):
 @pytest.mark.parametrize("kind", ["multiclass", "regression"])
 @pytest.mark.parametrize("solver", ["adam", "sgd"])
 def test_wide_input_large_batch_matches_sklearn(kind, solver):
-    """Input 3x wider than the hidden layers at batch 256: the steps run
+    """Input 3x wider than the hidden layers at batch 512: the steps run
     in two parts by batch rows (``step_plan``), with the same numbers as
     scikit-learn's one-piece step."""
     from skminibatch._layout import Layout
     from skminibatch._threads import step_plan
 
-    X, y = make_data(kind, n=600, n_features=96)
+    X, y = make_data(kind, n=1200, n_features=96)
     n_out = 3 if kind == "multiclass" else 1
-    assert step_plan(256, Layout([96, 32, 32, n_out]), False) == (2, "train_steps")
-    params = dict(hidden_layer_sizes=(32, 32), batch_size=256, max_iter=3,
+    assert step_plan(512, Layout([96, 32, 32, n_out]), False) == (2, "train_steps")
+    params = dict(hidden_layer_sizes=(32, 32), batch_size=512, max_iter=3,
                   solver=solver, learning_rate_init=0.01, random_state=1)
     est_cls = MiniBatchMLPRegressor if kind == "regression" else MiniBatchMLPClassifier
     ours = est_cls(**params).fit(X, y)

@@ -92,17 +92,21 @@ def test_two_hidden_layers_at_large_batches_are_cut_by_rows(monkeypatch):
     c3 = Layout([784, 256, 256, 10])
     units = (2, "train_steps_units")
     rows = (2, "train_steps")
+    assert _threads.ROWS_MIN_BATCH == 512
     assert _threads.step_plan(1024, c3, sparse=False) == rows
-    assert _threads.step_plan(256, c3, sparse=False) == rows
+    assert _threads.step_plan(512, c3, sparse=False) == rows
+    # batch 256: by units (much less traffic between the cores)
+    assert _threads.step_plan(256, c3, sparse=False) == units
+    assert _threads.step_plan(256, Layout([100, 256, 256, 2]), False) == units
     assert _threads.step_plan(128, c3, sparse=False) == units
     assert _threads.step_plan(1024, Layout([100, 256, 256, 2]), False) == rows
-    assert _threads.step_plan(256, Layout([20, 64, 64, 64, 1]), False) == rows
+    assert _threads.step_plan(512, Layout([20, 64, 64, 64, 1]), False) == rows
     # a single hidden layer, or a step too small for two parts by rows
-    # (20-32-32-1 at batch 256: 450,816 multiply-adds): still cut by units
+    # (20-32-32-1 at batch 512: 901,632 multiply-adds): still cut by units
     assert _threads.step_plan(1024, Layout([784, 100, 10]), False) == units
     small = Layout([20, 32, 32, 1])
-    assert 256 * small.n_params < _threads.MIN_SHARED_WORK
-    assert _threads.step_plan(256, small, False) == units
+    assert 512 * small.n_params < _threads.MIN_SHARED_WORK
+    assert _threads.step_plan(512, small, False) == units
     # sparse input keeps its cut (first layer by input features)
     assert _threads.step_plan(1024, c3, sparse=True) == rows
 
@@ -160,8 +164,8 @@ def test_wide_first_layer_kept_transposed_same_fit(monkeypatch, solver):
     products, cut by rows: its weights live transposed during each call
     (``first_t``). The fit is bit-identical on one or two threads and the
     same, to rounding, as without that layout."""
-    X, y = _data(n=600, n_features=300)
-    params = dict(hidden_layer_sizes=(64, 32), batch_size=256, max_iter=3,
+    X, y = _data(n=1200, n_features=300)
+    params = dict(hidden_layer_sizes=(64, 32), batch_size=512, max_iter=3,
                   random_state=0, solver=solver)
     widths = []
     real_steps, real_buffer = K.train_steps, K.first_layer_buffer
@@ -481,10 +485,12 @@ def test_units_kernel_thread_blocks_start_on_pages_of_their_own(units, batch,
                                                                  n_parts, dtype):
     """Every block of batch rows, activations, deltas, delta products and
     output shares that ``train_steps_units`` gives one thread starts on a
-    4 KiB page boundary and ends before the next block starts: a core's
-    prefetchers, which stop at page boundaries, then never fetch lines of
-    another thread's block. The blocks are where the kernel takes them
-    (its offsets, recomputed here from the plan as the kernel does)."""
+    4 KiB page boundary and ends before the next block's page; each part's
+    packed weights (not page-aligned) end on an earlier page than the next
+    part's start: a core's prefetchers, which stop at page boundaries, then
+    never fetch lines of another thread's block. The blocks are where the
+    kernel takes them (its offsets, recomputed here from the plan as the
+    kernel does)."""
     from skminibatch._layout import Layout
     from skminibatch._training import _EpochBuffers
 
@@ -519,16 +525,28 @@ def test_units_kernel_thread_blocks_start_on_pages_of_their_own(units, batch,
                                batch * units[-1]))
         blocks["deltas"].append((buffers.deltas.shape[0] - (n_parts - q) * oblk,
                                  batch * units[-1]))
+    # each part's packed weights, state and gradient (rows of ``packed``):
+    # not page-aligned, but never on a page with another part's block
+    psz = plan[2]
+    blocks["packed"] = []
+    for q in range(n_parts):
+        offsets = np.zeros(2 * L + 2, np.int64)
+        K._units_part_offsets(units, n_parts, q, offsets)
+        blocks["packed"] += [(r * n_parts * psz + q * psz, offsets[-1])
+                             for r in range(4)]
     itemsize = np.dtype(dtype).itemsize
     for name, found in blocks.items():
         buf = getattr(buffers, name)
+        address = buf.ctypes.data
         found.sort()
         for (start, size), (following, _) in zip(found, found[1:] + [(None, 0)]):
-            assert (buf.ctypes.data + start * itemsize) % page == 0, (name, start)
+            if name != "packed":
+                assert (address + start * itemsize) % page == 0, (name, start)
             end = start + size
-            assert end <= buf.shape[0], (name, start)
+            assert end <= buf.size, (name, start)
             if following is not None:  # the next block starts on a later page
-                assert following * itemsize >= -(-end * itemsize // page) * page, (
+                last_page = (address + end * itemsize - 1) // page
+                assert (address + following * itemsize) // page > last_page, (
                     name, start, following)
 
 
