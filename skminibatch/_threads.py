@@ -146,18 +146,18 @@ def step_parts(batch_size, n_weights):
 #: (0.98-1.02x, shorter calls). Not at smaller batches (784-256-256-10 at
 #: batch 64: 0.87x in float32, 0.38x in float64; at batch 16: 0.57-0.70x),
 #: nor with one hidden layer (one barrier a step in the hidden-unit cut;
-#: 100-100-1 at batch 1024: 0.89x). Nor at batch 256 after all: this cut
-#: passes every part's gradient sums and updated weights to the other
-#: core at every step (about 2 MB at 784-256-256-10 float64), the
-#: hidden-unit cut a few hundred KB of activations and deltas, and in the
-#: machine's slow spells, when a cache line takes 320 ns instead of 55
-#: between our two vCPUs, the hidden-unit cut was much faster: per-pair
-#: medians, this cut / the hidden-unit cut, quiet and slow calls,
-#: 784-256-256-10 float32 0.98x / 1.18x (slow: 2.86 against 2.43 ms a
-#: step), float64 0.99x / 1.22x, 100-256-256-2 float64 1.01x / 1.35x. At
-#: batch 512 (784-256-256-10 float64: 0.96x / 1.01x) and 1024 (0.96x /
-#: 0.91x; float32 0.97x / 0.98x; 100-256-256-2 float64 0.94x quiet) this
-#: cut stays the faster one.
+#: 100-100-1 at batch 1024: 0.89x). Nor at batch 256 after all: each step,
+#: this cut passes half of every part's gradient sums and half the updated
+#: weights to the other core (about 2 MB at 784-256-256-10 float64, from
+#: the sizes), the hidden-unit cut about 0.5 MB of activations and deltas;
+#: in the machine's slow spells, when a cache line takes 320 ns instead of
+#: 55 between our two vCPUs, the hidden-unit cut was much faster. Per-pair
+#: medians of a step's time, this cut's over the hidden-unit cut's, quiet
+#: and slow calls: 784-256-256-10 float32 0.98 / 1.18 (slow: 2.86 against
+#: 2.43 ms a step), float64 0.99 / 1.22, 100-256-256-2 float64 1.01 /
+#: 1.35. At batch 512 (784-256-256-10 float64: 0.96 / 1.01) and 1024 (0.96
+#: / 0.91; float32 0.97 / 0.98; 100-256-256-2 float64 0.94 quiet) this cut
+#: stays ahead.
 ROWS_MIN_BATCH = 512
 
 

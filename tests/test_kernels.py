@@ -1000,7 +1000,8 @@ def test_train_steps_units_rejects_a_plan_for_another_cut(units, n_parts,
 def test_train_steps_units_refuses_an_xb_without_a_page_block_per_thread():
     """A batch buffer of ``n_parts * batch_size * n_features`` values (the
     size before each thread's block was padded to whole pages) is refused
-    before anything is written, not read or written past its end."""
+    before any step, not read or written past its end; the weights are
+    unchanged."""
     prob = Problem(problem_seed("units-xb"), "relu", "squared", np.float64,
                    n=N_TRAIN, units=UNITS_ONE_HIDDEN)
     tr = UnitsTrainer(prob, "adam", n_parts=2)
