@@ -39,8 +39,9 @@ fits on two BLAS threads slow down in the same spells). With a cell's fits back 
 back, one such spell covered four of its five fits of ours (c1 float64
 at batch 16: 0.024 s an epoch quiet, 0.038-0.093 s in the spell) and
 decided its median; spread out, a spell falls on one or two of them.
-Warm: one warm-up fit per library per (config, dtype) before timing, so
-Numba compilation / cache loading is excluded.
+Warm: one warm-up fit per library per (config, dtype) before timing, and
+of ours one per batch size too (the batch size picks the kernel a step
+runs), so Numba compilation / cache loading is excluded.
 
 * ours: ``MiniBatchMLP*(**sklearn_estimator.get_params())``. Its training
   loop runs BLAS single-threaded by design and shares each step of at least
@@ -115,7 +116,10 @@ Each in fresh subprocesses (``--no-startup`` / ``--no-memory`` skip them):
   and the Numba runtime floor: ``import numba`` plus one trivial
   ``njit(cache=True)`` function loaded from the cache and called (no
   skminibatch code) -- what any Numba-compiled library costs before its own
-  code. X, y are generated once and read with
+  code -- with how much of that floor is file-backed pages (``RssFile``:
+  shared libraries, mostly LLVM's, shared with the page cache and with
+  other processes) and how much ``import llvmlite.binding`` (Numba's LLVM)
+  alone costs. X, y are generated once and read with
   ``np.load`` in the children, so ``make_classification``'s temporaries do
   not raise the baselines. Peak RSS is ``VmHWM`` from /proc/self/status, not
   ``ru_maxrss``: on Linux a child's ``ru_maxrss`` starts at the RSS peak of
@@ -565,6 +569,20 @@ def peak_rss_kib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
+def rss_file_kib():
+    """This process's file-backed resident pages now (``RssFile``: mapped
+    files such as shared libraries, shared with the page cache), in KiB,
+    or None where /proc does not tell."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("RssFile:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
 def child_rss(payload):
     import numpy as np
     import sklearn.neural_network  # noqa: F401
@@ -572,9 +590,11 @@ def child_rss(payload):
     from skminibatch import MiniBatchMLPClassifier
 
     mode = payload["mode"]
+    if mode == "llvmlite":  # Numba's LLVM binding (a shared library), no more
+        import llvmlite.binding  # noqa: F401
     if mode in ("numba", "numba_call"):  # the compiler runtime a fit imports
         import numba
-    if mode in ("data", "numba", "numba_call", "fit", "tiny_fit"):
+    if mode in ("data", "llvmlite", "numba", "numba_call", "fit", "tiny_fit"):
         X = np.load(payload["X"])
         y = np.load(payload["y"])
     if mode == "numba_call":
@@ -601,7 +621,7 @@ def child_rss(payload):
             warnings.simplefilter("ignore")
             est.fit(X, y)
         assert est.coefs_[0].dtype == X.dtype
-    return {"maxrss_kib": peak_rss_kib()}
+    return {"maxrss_kib": peak_rss_kib(), "rss_file_kib": rss_file_kib()}
 
 
 CHILDREN = {"import": child_import, "first_fit": child_first_fit, "rss": child_rss}
@@ -680,13 +700,15 @@ def measure_memory(samples, epochs, dtypes, quick, log):
                     run_child("rss", dict(payload, mode="tiny_fit"))["maxrss_kib"])
             numba_kib = (None if quick else
                          run_child("rss", dict(payload, mode="numba"))["maxrss_kib"])
-            floor_kib = None
+            floor_kib = floor_file_kib = llvm_kib = None
             if not quick:  # the first child compiles and caches the trivial function
                 run_child("rss", dict(payload, mode="numba_call"))
-                floor_kib = run_child("rss", dict(payload,
-                                                  mode="numba_call"))["maxrss_kib"]
+                floor = run_child("rss", dict(payload, mode="numba_call"))
+                floor_kib, floor_file_kib = floor["maxrss_kib"], floor["rss_file_kib"]
+                llvm_kib = run_child("rss", dict(payload, mode="llvmlite"))["maxrss_kib"]
             base = run_child("rss", dict(payload, mode="base"))["maxrss_kib"]
-            data = run_child("rss", dict(payload, mode="data"))["maxrss_kib"]
+            data_child = run_child("rss", dict(payload, mode="data"))
+            data = data_child["maxrss_kib"]
             fit = run_child("rss", dict(payload, mode="fit"))["maxrss_kib"]
             size_xy = X.nbytes + y.nbytes
             above_base = fit * 1024 - base * 1024
@@ -699,6 +721,13 @@ def measure_memory(samples, epochs, dtypes, quick, log):
                 "baseline_imports_data_numba_call_kib": floor_kib,
                 "numba_runtime_floor_mib": ((floor_kib - data) * 1024 / MIB
                                             if floor_kib else None),
+                # of that floor: file-backed pages (shared libraries) the
+                # Numba child has and the data child has not
+                "numba_floor_file_mib": (
+                    (floor_file_kib - data_child["rss_file_kib"]) * 1024 / MIB
+                    if floor_file_kib is not None
+                    and data_child["rss_file_kib"] is not None else None),
+                "llvmlite_import_mib": (llvm_kib - data) * 1024 / MIB if llvm_kib else None,
                 "fit_above_numba_floor_mib": ((fit - floor_kib) * 1024 / MIB
                                               if floor_kib else None),
                 "kernel_loading_mib": (tiny - data) * 1024 / MIB if tiny else None,
@@ -975,9 +1004,17 @@ def evaluate_targets(results, startup, memory, torch_threads):
                          f" + the rest of the fit {row['fit_above_tiny_fit_mib']:.0f}")
             if not ok and row.get("numba_runtime_floor_mib") is not None:
                 rest = row["fit_above_numba_floor_mib"]
+                floor_parts = [
+                    f"{v:.0f} MiB {what}" for v, what in (
+                        (row.get("numba_floor_file_mib"),
+                         "of it file-backed pages of shared libraries"),
+                        (row.get("llvmlite_import_mib"),
+                         "for import llvmlite.binding (Numba's LLVM) alone"))
+                    if v is not None]
                 parts += (f"; the Numba runtime alone (import numba + one trivial "
                           f"cached njit function called, no skminibatch code) takes "
                           f"{row['numba_runtime_floor_mib']:.0f} MiB"
+                          + (f" ({'; '.join(floor_parts)})" if floor_parts else "")
                           + (" -- more than the 64 MiB allowance, so out of reach "
                              "for Numba-compiled kernels" if
                              row["numba_runtime_floor_mib"] > MEMORY_SLACK_MIB else "")
@@ -1130,8 +1167,10 @@ def markdown_report(meta, results, startup, memory, targets, torch_threads,
                 "fit above imports + loaded data MiB | of which Numba + compiled "
                 "kernels (a 64-row fit; Numba counts only if the fit imports it) MiB | "
                 "import numba alone MiB | Numba runtime floor (import numba + one "
-                "trivial cached njit call) MiB | fit above X, y and that floor MiB |",
-                "|---|---|---|---|---|---|---|---|---|"]
+                "trivial cached njit call) MiB | of which file-backed pages (shared "
+                "libraries) MiB | import llvmlite.binding alone MiB | fit above X, y "
+                "and that floor MiB |",
+                "|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in memory["rows"]:
             out.append(f"| {r['dtype']} | {(r['size_X_bytes'] + r['size_y_bytes']) / MIB:.1f}"
                        f" | {r['fit_above_imports_mib']:.1f} | {r['limit_mib']:.1f} | "
@@ -1141,9 +1180,12 @@ def markdown_report(meta, results, startup, memory, targets, torch_threads,
                              if r.get("numba_import_mib") is not None else "- |")
                           if r["kernel_loading_mib"] is not None else "- | - |")
                        + (f" {r['numba_runtime_floor_mib']:.1f} | "
-                          f"{r['fit_above_numba_floor_mib']:.1f} |"
+                          + "".join("- | " if r.get(k) is None else f"{r[k]:.1f} | "
+                                    for k in ("numba_floor_file_mib",
+                                              "llvmlite_import_mib"))
+                          + f"{r['fit_above_numba_floor_mib']:.1f} |"
                           if r.get("numba_runtime_floor_mib") is not None
-                          else " - | - |"))
+                          else " - | - | - | - |"))
     out += ["", "## Targets (issue 4, section 2)", ""]
     for t in targets:
         out.append(f"- **{t['status']}** — {t['target']}"
@@ -1311,9 +1353,14 @@ def main(argv=None):
         for dtype in args.dtypes:
             X, y = make_data(cfg, args.samples, dtype)
             log(f"{cname} {dtype}: warm-up")
-            ours, theirs = estimator_pair(cfg, args.batch_sizes[0], 1)
-            warm = slice(0, min(2000, len(X)))
-            time_estimator(ours, X[warm], y[warm], 1)
+            warm = slice(0, min(max(2000, 2 * max(args.batch_sizes)), len(X)))
+            # ours at every batch size: which kernel a step runs depends on
+            # the batch size (step_plan), so a warm-up at one batch size left
+            # the others' to compile inside a timed fit when the Numba cache
+            # was empty (c2 at batch 1024: 3.1 s an epoch against 0.11)
+            for bs in args.batch_sizes:
+                time_estimator(estimator_pair(cfg, bs, 1)[0], X[warm], y[warm], 1)
+            theirs = estimator_pair(cfg, args.batch_sizes[0], 1)[1]
             time_estimator(theirs, X[warm], y[warm], 1)
             loop = None
             if torch is not None:
