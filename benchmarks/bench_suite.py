@@ -549,6 +549,19 @@ def child_first_fit(payload):
             "fit2_s": fit2, "predict2_s": pred2, "cpu1_s": cpu1, "cpu2_s": cpu2}
 
 
+def proc_status_kib(field):
+    """A ``kB`` field of /proc/self/status (``VmHWM``, ``RssFile``, ...),
+    in KiB, or None where /proc does not tell."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
 def peak_rss_kib():
     """This process's peak RSS (``VmHWM``), in KiB.
 
@@ -557,30 +570,12 @@ def peak_rss_kib():
     it into the child), so a child of a big benchmark process reports the
     parent's peak. ``VmHWM`` belongs to the new address space only.
     """
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
+    peak = proc_status_kib("VmHWM")
+    if peak is not None:
+        return peak
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-
-def rss_file_kib():
-    """This process's file-backed resident pages now (``RssFile``: mapped
-    files such as shared libraries, shared with the page cache), in KiB,
-    or None where /proc does not tell."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("RssFile:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
 
 
 def child_rss(payload):
@@ -621,7 +616,9 @@ def child_rss(payload):
             warnings.simplefilter("ignore")
             est.fit(X, y)
         assert est.coefs_[0].dtype == X.dtype
-    return {"maxrss_kib": peak_rss_kib(), "rss_file_kib": rss_file_kib()}
+    # RssFile: file-backed resident pages now (mapped files such as shared
+    # libraries, shared with the page cache)
+    return {"maxrss_kib": peak_rss_kib(), "rss_file_kib": proc_status_kib("RssFile")}
 
 
 CHILDREN = {"import": child_import, "first_fit": child_first_fit, "rss": child_rss}
