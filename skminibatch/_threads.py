@@ -157,7 +157,12 @@ def step_parts(batch_size, n_weights):
 #: 2.43 ms a step), float64 0.99 / 1.22, 100-256-256-2 float64 1.01 /
 #: 1.35. At batch 512 (784-256-256-10 float64: 0.96 / 1.01) and 1024 (0.96
 #: / 0.91; float32 0.97 / 0.98; 100-256-256-2 float64 0.94 quiet) this cut
-#: stays ahead.
+#: stays ahead. Those were measured on an AMD EPYC VM. On an Intel Xeon VM
+#: (bench_step --against, per-pair medians, quiet and slow calls not told
+#: apart), this cut over the hidden-unit cut's time: 784-256-256-10 at
+#: batch 1024 0.89 (float32 0.82); at batch 256 0.96 (float32 0.95),
+#: 100-256-256-2 0.99. The threshold stays at 512 for the slow spells
+#: measured on the AMD machine.
 ROWS_MIN_BATCH = 512
 
 
