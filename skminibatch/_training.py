@@ -2,7 +2,8 @@
 
 Layers: :func:`run_stochastic` (epochs, stopping rules, early stopping,
 verbose output, Ctrl-C) -> :func:`_run_epoch` (one epoch = ``steps_per_epoch``
-steps of the stream, in compiled chunks of ~0.2 s) -> a training kernel,
+steps of the stream, in compiled chunks of 0.2-0.3 s, see
+:func:`~skminibatch._batching.call_length`) -> a training kernel,
 ``train_steps_units`` or ``train_steps`` (gather -> forward -> backward ->
 update, many steps per call; :func:`skminibatch._threads.step_plan` picks). Everything works on a :class:`FitState` that the estimator commits to
 its fitted attributes only when the run ends cleanly, so a failed fit or
@@ -16,7 +17,7 @@ import warnings
 import numpy as np
 import scipy.optimize
 
-from ._batching import BatchStream, steps_for_seconds
+from ._batching import BatchStream, call_length, steps_for_seconds
 from ._kernels import _codes as C
 from ._kernels import network
 from ._sklearn_compat import ConvergenceWarning
@@ -211,7 +212,8 @@ class StochasticRun:
                 self._threads_now(self.n_parts), self._steps_per_call)
             per_call = (self._thread_choice.trial_steps(self._steps_per_call)
                         if trial else self._steps_per_call)
-            n_steps = min(remaining, room, per_call)
+            n_steps = (min(remaining, room, per_call) if trial
+                       else call_length(per_call, min(remaining, room)))
             t0 = time.perf_counter()
             loss_sum, part_seen, part_rows, updates = run_train_steps(
                 K, threads, self.n_parts,
@@ -224,7 +226,7 @@ class StochasticRun:
             )
             elapsed = time.perf_counter() - t0
             self._thread_choice.record(threads, n_steps, elapsed)
-            # hand control back to Python about every 0.2 s (Ctrl-C, progress)
+            # hand control back to Python about every 0.2-0.3 s (Ctrl-C, progress)
             self._steps_per_call = steps_for_seconds(elapsed / n_steps)
             self.stream.advance(n_steps)
             if solver == C.ADAM:

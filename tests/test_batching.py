@@ -302,6 +302,49 @@ def test_loss_curve_does_not_depend_on_kernel_call_grouping(monkeypatch,
     assert regrouped.loss_curve_ == reference.loss_curve_
 
 
+def test_call_length():
+    from skminibatch._batching import call_length
+
+    assert call_length(12, 40) == 12
+    assert call_length(12, 19) == 12  # the tail, 7 steps, is over half a call
+    assert call_length(12, 18) == 18  # the tail would be 6 steps: half a call
+    assert call_length(12, 5) == 5
+    assert call_length(1, 1) == 1 and call_length(1, 2) == 1
+    assert call_length(2, 3) == 3
+
+
+@ignore_convergence
+@pytest.mark.parametrize("per_call, expected", [
+    (14, [20, 20]),  # 20 <= 14 + 7: no 6-step tail call
+    (12, [12, 8, 12, 8]),  # the tail of 8 is two thirds of a call
+    (30, [20, 20]),  # a call never crosses a pass
+])
+def test_no_short_tail_calls(monkeypatch, per_call, expected):
+    """A compiled call runs to the end of the pass (epoch) rather than leave
+    a tail of less than half a call: each call has a fixed cost."""
+    calls = []
+    real = training_module.run_train_steps
+
+    def logged(K, n_threads, n_parts, args, kernel):
+        calls.append(args[9] if kernel == "train_steps" else args[5])
+        return real(K, n_threads, n_parts, args, kernel)
+
+    monkeypatch.setattr(training_module, "run_train_steps", logged)
+    monkeypatch.setattr(training_module, "steps_for_seconds",
+                        lambda *a, **k: per_call)
+    X, y = make_data("binary", n=200)
+    params = dict(hidden_layer_sizes=(8,), batch_size=10, max_iter=2,
+                  random_state=0)
+    est = MiniBatchMLPClassifier(**params).fit(X, y)
+    assert calls == expected
+    monkeypatch.setattr(training_module, "steps_for_seconds", lambda *a, **k: 1)
+    calls.clear()
+    reference = MiniBatchMLPClassifier(**params).fit(X, y)
+    assert calls == [1] * 40
+    assert_weights_equal(est, reference)
+    assert est.loss_curve_ == reference.loss_curve_
+
+
 # ---------------------------------------------------------------------------
 # parity with scikit-learn (steps_per_epoch=None)
 # ---------------------------------------------------------------------------
