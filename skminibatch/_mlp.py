@@ -14,6 +14,7 @@ from ._batching import resolve_batch_size, resolve_steps_per_epoch
 from ._kernels import _codes as C
 from ._kernels import network
 from ._layout import KernelInput, Layout, predict_rows
+from ._threads import all_finite
 from ._sklearn_compat import (
     BaseEstimator,
     CallbackSupportMixin,
@@ -25,6 +26,7 @@ from ._sklearn_compat import (
     StrOptions,
     _fit_context,
     accuracy_score,
+    assert_all_finite,
     available_if,
     check_array,
     check_classification_targets,
@@ -78,6 +80,28 @@ def _store_params(estimator, init_locals):
     for name, value in init_locals.items():
         if name != "self" and name != "__class__":
             setattr(estimator, name, value)
+
+
+def _check_input_finite(estimator, X):
+    """scikit-learn's "Input X contains NaN / infinity" error for a validated
+    ``X`` (dense, or CSR / CSC) that holds one.
+
+    scikit-learn's own check (``validate_data``'s default) sums every value
+    first, with ``np.sum`` on one core: 13-14 ms of a 0.75 s fit on 20,000 x
+    784 float64 values here. :func:`~skminibatch._threads.all_finite` (a
+    BLAS sum of squares on both cores) takes 4.5 ms; only when it finds a
+    non-finite sum (or for a strided view, which has no flat view) does
+    scikit-learn's check look at every value, raising its own message (or
+    nothing: finite values whose squares overflow).
+    """
+    data = X.data if hasattr(X, "indptr") else X
+    if data.size == 0:
+        return
+    if isinstance(data, np.ndarray) and (data.flags.c_contiguous
+                                         or data.flags.f_contiguous):
+        if all_finite(data.ravel(order="K")):  # a view: no copy
+            return
+    assert_all_finite(X, input_name="X", estimator_name=type(estimator).__name__)
 
 
 def _check_weights(sample_weight, n_samples, dtype):
@@ -166,8 +190,9 @@ class _BaseMiniBatchMLP(CallbackSupportMixin, BaseEstimator):
         X, y = validate_data(
             self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
             dtype=(np.float64, np.float32), y_numeric=not self._is_classifier(),
-            reset=first_pass,
+            reset=first_pass, ensure_all_finite=False,
         )
+        _check_input_finite(self, X)
         X = KernelInput(X)  # CSC -> CSR here, once per fit
         dtype = X.dtype
         Y, labels = self._encode_y(y, incremental, first_pass, classes)
@@ -376,7 +401,8 @@ class _BaseMiniBatchMLP(CallbackSupportMixin, BaseEstimator):
     def _forward(self, X):
         check_is_fitted(self)
         X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False,
-                          dtype=(np.float64, np.float32))
+                          dtype=(np.float64, np.float32), ensure_all_finite=False)
+        _check_input_finite(self, X)
         X = KernelInput(X)
         layout = Layout([X.n_features, *[c.shape[1] for c in self.coefs_]])
         params = layout.pack(self.coefs_, self.intercepts_, X.dtype)

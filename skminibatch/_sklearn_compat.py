@@ -28,6 +28,7 @@ from sklearn.utils.multiclass import (  # noqa: F401
     unique_labels,
 )
 from sklearn.utils.validation import (  # noqa: F401
+    assert_all_finite,
     check_array,
     check_is_fitted,
     column_or_1d,

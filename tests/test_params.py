@@ -177,6 +177,58 @@ def test_non_finite_X(est_cls, value, word):
         small(est_cls).fit(_with(X, value), y)
 
 
+_LAYOUTS = {
+    "C": lambda X: X,
+    "F": np.asfortranarray,
+    "strided": lambda X: np.repeat(X, 2, axis=1)[:, ::2],  # no flat view
+    "float32": lambda X: X.astype(np.float32),
+    "csr": sp.csr_matrix,
+    "csc": sp.csc_matrix,
+    "list": lambda X: X.tolist(),
+}
+
+
+@ignore_convergence
+@EST_PARAMS
+@pytest.mark.parametrize("layout", list(_LAYOUTS))
+@pytest.mark.parametrize("value, word", [(np.nan, "NaN"), (-np.inf, "infinity")])
+def test_non_finite_X_any_layout(est_cls, layout, value, word):
+    """The finiteness check (``_check_input_finite``: a BLAS sum of squares,
+    then scikit-learn's check) gives scikit-learn's message however X is
+    laid out, and at predict too."""
+    X, y = make_xy(est_cls)
+    bad = _LAYOUTS[layout](_with(X, value, where=(7, 2)))
+    with raises_cleanly(ValueError, match=f"Input X contains {word}"):
+        small(est_cls).fit(bad, y)
+    est = small(est_cls).fit(_LAYOUTS[layout](X), y)
+    with raises_cleanly(ValueError, match=f"Input X contains {word}"):
+        est.predict(bad)
+
+
+def test_finite_check_when_squares_overflow(monkeypatch):
+    """Finite values whose squares overflow make the sum of squares inf: the
+    value-by-value check then decides (no error); well-scaled values never
+    reach it (it is the slow path)."""
+    from skminibatch import _mlp
+
+    est = MiniBatchMLPRegressor()
+    big = np.full((4, 3), 1e200)
+    for X in (big, np.full((4, 3), 1e30, dtype=np.float32)):
+        _mlp._check_input_finite(est, X)  # no error
+    for X in (big, sp.csr_matrix(big)):
+        bad = X.copy()
+        bad[1, 1] = np.nan
+        with pytest.raises(ValueError, match="Input X contains NaN"):
+            _mlp._check_input_finite(est, bad)
+    calls = []
+    monkeypatch.setattr(_mlp, "assert_all_finite",
+                        lambda *a, **k: calls.append(a))
+    _mlp._check_input_finite(est, np.ones((5, 2)))
+    _mlp._check_input_finite(est, big)
+    _mlp._check_input_finite(est, np.ones((5, 4))[:, ::2])
+    assert len(calls) == 2  # the overflow and the strided view only
+
+
 @ignore_convergence
 @EST_PARAMS
 @pytest.mark.parametrize("value, word", [(np.nan, "NaN"), (np.inf, "infinity")])

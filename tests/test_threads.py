@@ -563,3 +563,39 @@ def test_barrier_counters_start_on_their_own_lines():
     assert [offset for offset, _ in seen] == [0, 0]
     for _, sync in seen:
         assert sync.shape == (3 * K.SYNC_STRIDE,) and not sync.any()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_all_finite(monkeypatch, dtype, n_threads):
+    """``all_finite`` (the fit's check of X): False for a NaN or an infinity
+    in either half of the values (large arrays are summed in two halves on
+    two threads) and when the squares overflow, True otherwise; BLAS runs
+    limited to one thread (a multi-threaded call leaves OpenBLAS's idle
+    workers spinning into the fit)."""
+    from threadpoolctl import threadpool_info
+
+    monkeypatch.setenv("SKMINIBATCH_NUM_THREADS", str(n_threads))
+    seen_threads, real_dot = [], np.dot
+
+    def dot(a, b):
+        seen_threads.append(max(lib["num_threads"] for lib in threadpool_info()
+                                if lib["user_api"] == "blas"))
+        return real_dot(a, b)
+
+    monkeypatch.setattr(_threads.np, "dot", dot)
+    n = _threads.FINITE_SPLIT_VALUES + 11
+    values = np.random.default_rng(0).standard_normal(n).astype(dtype)
+    assert _threads.all_finite(values)
+    assert seen_threads == [1] * (2 if n_threads == 2 else 1)
+    for where in (3, n // 2 - 1, n // 2, n - 1):
+        for bad in (np.nan, np.inf, -np.inf):
+            v = values.copy()
+            v[where] = bad
+            assert not _threads.all_finite(v)
+    big = np.full(10, np.finfo(dtype).max / 2, dtype=dtype)
+    assert not _threads.all_finite(big)  # finite, but the squares overflow
+    assert _threads.all_finite(np.ones(5, dtype))
+    small = np.ones(5, dtype)
+    small[2] = np.nan
+    assert not _threads.all_finite(small)
