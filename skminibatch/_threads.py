@@ -127,6 +127,32 @@ def single_threaded_blas():
 FINITE_SPLIT_VALUES = 1 << 20
 
 
+def run_on_threads(work, n_threads):
+    """``work(t)`` for ``t`` in ``range(n_threads)``: ``t = 0`` on this
+    thread, the others on helper threads (``work`` releases the GIL: BLAS or
+    a compiled kernel). The first failure is re-raised once all have ended."""
+    failures = []
+
+    def helper(t):
+        try:
+            work(t)
+        except BaseException as exc:  # noqa: BLE001  re-raised below
+            failures.append(exc)
+
+    helpers = [threading.Thread(target=helper, args=(t,), daemon=True,
+                                name=f"skminibatch-{t}")
+               for t in range(1, n_threads)]
+    for thread in helpers:
+        thread.start()
+    try:
+        work(0)
+    finally:
+        for thread in helpers:
+            thread.join()
+    if failures:
+        raise failures[0]
+
+
 def all_finite(values):
     """Whether the 1-D float array ``values`` is free of NaN and infinity,
     or its squares overflow: ``False`` when ``values @ values`` (BLAS's
@@ -138,23 +164,22 @@ def all_finite(values):
     fit). 20,000 x 784 float64 values: 4.5 ms, against 13-14 ms for
     scikit-learn's check (a pairwise ``np.sum`` on one core)."""
     n = values.shape[0]
-    halves = n >= FINITE_SPLIT_VALUES and cpu_budget() > 1
-    sums = [0.0, 0.0]
+    n_parts = 2 if n >= FINITE_SPLIT_VALUES and cpu_budget() > 1 else 1
+    sums = [0.0] * n_parts
 
-    def half(k):
-        part = values[:n // 2] if k == 0 else values[n // 2:]
-        sums[k] = np.dot(part, part)
+    def part(k):
+        v = values[k * n // n_parts:(k + 1) * n // n_parts]
+        sums[k] = np.dot(v, v)
 
     with single_threaded_blas(), np.errstate(over="ignore", invalid="ignore"):
-        if not halves:
-            return bool(np.isfinite(np.dot(values, values)))
-        helper = threading.Thread(target=half, args=(1,), daemon=True)
-        helper.start()
-        try:
-            half(0)
-        finally:
-            helper.join()
-    return bool(np.isfinite(sums[0]) and np.isfinite(sums[1]))
+        run_on_threads(part, n_parts)
+    return bool(np.isfinite(sums).all())
+
+
+def available_threads():
+    """Threads a compiled pass outside the training steps (prediction) may
+    use now: :func:`cpu_budget`, shared among the fits training now."""
+    return max(1, cpu_budget() // max(_training, 1))
 
 
 def step_parts(batch_size, n_weights):

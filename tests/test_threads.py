@@ -6,6 +6,7 @@ that promise at the estimator level, the thread budget, and that a failing
 or interrupted thread never leaves another one waiting forever.
 """
 
+import sys
 import threading
 import types
 
@@ -599,3 +600,83 @@ def test_all_finite(monkeypatch, dtype, n_threads):
     small = np.ones(5, dtype)
     small[2] = np.nan
     assert not _threads.all_finite(small)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("est_cls", [MiniBatchMLPClassifier, MiniBatchMLPRegressor])
+def test_predict_same_on_any_threads(monkeypatch, est_cls, sparse):
+    """Prediction cuts the rows into chunks fixed by their number and the
+    layer widths, shared by the threads: every thread count gives the same
+    bits (here 300 rows in chunks of 64, 5 chunks), with BLAS limited to one
+    thread meanwhile."""
+    from skminibatch import _layout
+
+    X, y = _data()
+    if est_cls is MiniBatchMLPRegressor:
+        y = X[:, 0] - X[:, 1]
+    if sparse:
+        X = sp.csr_matrix(np.where(np.abs(X) > 0.8, X, 0.0))
+    est = est_cls(hidden_layer_sizes=(20, 12), max_iter=3, random_state=0).fit(X, y)
+    monkeypatch.setattr(_layout, "PREDICT_CHUNK_VALUES", 64)
+    limits = []
+    real_limit = _layout.single_threaded_blas
+
+    def recording_limit():
+        limits.append(1)
+        return real_limit()
+
+    monkeypatch.setattr(_layout, "single_threaded_blas", recording_limit)
+    out = {}
+    for n_threads in (1, 2, 3):
+        monkeypatch.setenv("SKMINIBATCH_NUM_THREADS", str(n_threads))
+        out[n_threads] = (est.predict_proba(X) if est_cls is MiniBatchMLPClassifier
+                          else est.predict(X))
+    assert np.array_equal(out[1], out[2]) and np.array_equal(out[1], out[3])
+    assert limits == [1, 1, 1]
+    monkeypatch.setattr(_layout, "PREDICT_CHUNK_VALUES", 1 << 17)  # one chunk
+    one = (est.predict_proba(X) if est_cls is MiniBatchMLPClassifier
+           else est.predict(X))
+    np.testing.assert_allclose(one, out[1], rtol=1e-12, atol=1e-15)
+
+
+def _other_threads_cpu_ticks():
+    """CPU clock ticks used so far by this process's threads other than the
+    main one (Linux)."""
+    import os
+
+    ticks = 0
+    for tid in os.listdir("/proc/self/task"):
+        if int(tid) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime + stime
+    return ticks
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_no_blas_worker_left_spinning():
+    """Fit and predict leave no BLAS worker thread busy afterwards. OpenBLAS's
+    idle workers spin for ~0.1 s after a call that used them: a predict on
+    OpenBLAS's threads left ~0.1 s of a core's time to them, taken from a
+    fit that followed (a grid search). Not a timing test: it counts the CPU
+    ticks the other threads use in the 0.3 s after each call (spinning: 10
+    or more; here 0)."""
+    import time
+
+    rng = np.random.RandomState(0)
+    X = rng.standard_normal((6000, 300))  # products large enough for BLAS threads
+    y = (X[:, 0] > 0).astype(int)
+    est = MiniBatchMLPClassifier(hidden_layer_sizes=(256,), max_iter=1,
+                                 batch_size=512, random_state=0)
+    est.fit(X[:1000], y[:1000])
+    time.sleep(0.3)  # any worker woken before this test goes back to sleep
+    for action in (lambda: est.fit(X, y), lambda: est.predict(X),
+                   lambda: est.predict_proba(X[:3000])):
+        action()
+        before = _other_threads_cpu_ticks()
+        time.sleep(0.3)
+        assert _other_threads_cpu_ticks() - before <= 3
