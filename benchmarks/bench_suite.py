@@ -785,6 +785,10 @@ class CellTiming:
         times["sklearn"].append(time_estimator(theirs, X, y, args.epochs))
         cpu["sklearn"].append(CPU_LOG[-1])
         if args.sklearn_1thread:
+            # scikit-learn's fit just ran on two BLAS threads: OpenBLAS's idle
+            # worker spins ~0.1 s after (OPENBLAS_THREAD_TIMEOUT) and would
+            # take a core from this one-thread fit's start
+            time.sleep(0.3)
             theirs = estimator_pair(cfg, batch_size, args.epochs)[1]
             times["sklearn_1"].append(time_estimator(theirs, X, y, args.epochs,
                                                      blas_threads=1))
