@@ -25,7 +25,7 @@ and then by weights. Up to that many threads run the parts
 (:func:`run_train_steps`); one thread runs them all in turn and
 computes exactly the same numbers, so the weights are bit-identical with any
 number of threads, in any process, with any ``n_jobs``. How many threads a
-call gets is decided per compiled call (about every 0.2 s): the CPUs this
+call gets is decided per compiled call (every 0.2-0.3 s): the CPUs this
 process may use (affinity, cgroup quota -- :func:`joblib.cpu_count`), capped
 by ``SKMINIBATCH_NUM_THREADS`` or else ``OMP_NUM_THREADS`` when set (joblib's
 loky workers set it to their share of the machine), shared among the fits
